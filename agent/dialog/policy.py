@@ -1,0 +1,226 @@
+"""The payment-collection conversation as a pure state machine.
+
+``start(caller)`` and ``step(state, event)`` return the next state and the actions
+for the session to carry out (say, send link, escalate, end). No I/O, no clock: the
+session owns the database, the NLU client and the audit trail, which keeps every
+branch testable with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from agent.dialog.prompts import Prompts
+from agent.dialog.selection import choose_invoice
+from agent.dialog.types import (
+    Action,
+    CallerContext,
+    End,
+    Escalate,
+    Event,
+    InvoiceView,
+    LinkFailed,
+    LinkSent,
+    NluFailed,
+    Outcome,
+    Record,
+    Say,
+    SendLink,
+    Step,
+    Utterance,
+    Verification,
+)
+
+MAX_MISSES = 3
+"""Two reprompts, then the third miss in a row escalates (reason ``no-match``)."""
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    skill_enabled: bool
+    max_invoices_read: int
+    confidence_threshold: float
+    link_lifetime_hours: float
+    prompts: Prompts
+
+
+@dataclass(frozen=True)
+class DialogState:
+    step: Step
+    caller: CallerContext
+    offered: tuple[InvoiceView, ...] = ()
+    selected: InvoiceView | None = None
+    misses: int = 0
+    last_prompt: str = ""
+
+
+Result = tuple[DialogState, list[Action]]
+
+
+class PaymentPolicy:
+    def __init__(self, settings: PolicySettings) -> None:
+        self.settings = settings
+        self.prompts = settings.prompts
+
+    def start(self, caller: CallerContext) -> Result:
+        return self._say(DialogState(Step.GREETING, caller), self.prompts.opening())
+
+    def step(self, state: DialogState, event: Event) -> Result:
+        if state.step is Step.ENDED:
+            return state, []
+        if isinstance(event, NluFailed):
+            return self._escalate(state, "nlu-unavailable")
+        if isinstance(event, LinkSent):
+            return self._link_sent(state)
+        if isinstance(event, LinkFailed):
+            return self._escalate(state, "internal-error")
+        return self._hear(state, event)
+
+    # --- turn handling -----------------------------------------------------
+
+    def _hear(self, state: DialogState, heard: Utterance) -> Result:
+        intent = heard.intent if heard.confidence >= self.settings.confidence_threshold else None
+        if intent == "request_human":
+            return self._escalate(state, "caller-request")
+        if intent == "repeat" and state.last_prompt:
+            return self._say(state, state.last_prompt, misses=state.misses)
+        if intent == "goodbye" and state.step is not Step.SENDING:
+            return self._end(state, self.prompts.goodbye(), self._quiet_outcome(state))
+        handler = {
+            Step.GREETING: self._on_greeting,
+            Step.CHOOSING: self._on_choosing,
+            Step.CONFIRMING: self._on_confirming,
+            Step.AFTER_DENY: self._on_after_deny,
+            Step.OFFER_CSR: self._on_offer_csr,
+        }.get(state.step)
+        if handler is None:  # SENDING: the link is on its way; nothing to decide
+            return state, []
+        return handler(state, heard, intent)
+
+    def _on_greeting(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
+        if intent == "out_of_scope":
+            return self._escalate(state, "out-of-scope")
+        if intent != "pay_invoice":
+            return self._miss(state, self.prompts.reprompt_opening)
+        if not self.settings.skill_enabled:
+            return self._escalate(state, "skill-disabled")
+        caller = state.caller
+        if caller.verification is not Verification.VERIFIED:
+            return self._escalate(state, caller.verification.escalation_reason)
+        if not caller.invoices:
+            state = replace(state, step=Step.OFFER_CSR, misses=0)
+            return self._say(state, self.prompts.no_invoices())
+        offered = caller.invoices[: self.settings.max_invoices_read]
+        state = replace(state, offered=offered)
+        picked = choose_invoice(heard.text, heard.entities, offered) if len(offered) > 1 else None
+        if len(offered) == 1 or picked is not None:
+            choice = offered[picked or 0]
+            return self._confirm(state, choice, disclosed=(choice,))
+        return self._read_list(state)
+
+    def _on_choosing(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
+        picked = choose_invoice(heard.text, heard.entities, state.offered)
+        if picked is not None and intent not in ("deny",):
+            return self._confirm(state, state.offered[picked])
+        if intent == "deny":
+            state = replace(state, step=Step.OFFER_CSR, misses=0)
+            return self._say(state, self.prompts.declined_one())
+        return self._miss(state, lambda n: self.prompts.reprompt_choice(state.offered, n))
+
+    def _on_confirming(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
+        selected = state.selected
+        if selected is None:  # cannot happen: CONFIRMING is only entered with a choice
+            return self._read_list(state, disclose=False)
+        if intent in ("affirm", "pay_invoice"):
+            state = replace(state, step=Step.SENDING, misses=0)
+            number = selected.number
+            return state, [Record("caller-confirmed", {"invoice": number}), SendLink(number)]
+        if intent == "deny":
+            declined = Record("caller-declined", {"invoice": selected.number})
+            several = len(state.offered) > 1
+            state = replace(
+                state, step=Step.AFTER_DENY if several else Step.OFFER_CSR, selected=None, misses=0
+            )
+            text = self.prompts.declined_several() if several else self.prompts.declined_one()
+            state, actions = self._say(state, text)
+            return state, [declined, *actions]
+        if intent == "select_invoice" and len(state.offered) > 1:
+            picked = choose_invoice(heard.text, heard.entities, state.offered)
+            if picked is not None:
+                return self._confirm(state, state.offered[picked])
+        return self._miss(state, lambda n: self.prompts.reprompt_confirm(selected, n))
+
+    def _on_after_deny(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
+        picked = choose_invoice(heard.text, heard.entities, state.offered)
+        if picked is not None and intent != "deny":
+            return self._confirm(state, state.offered[picked])
+        if intent in ("affirm", "pay_invoice", "select_invoice"):
+            return self._read_list(state, disclose=False)
+        if intent == "deny":
+            return self._end(state, self.prompts.goodbye(), Outcome.COMPLETED)
+        return self._miss(state, self.prompts.reprompt_after_deny)
+
+    def _on_offer_csr(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
+        if intent == "affirm":
+            return self._escalate(state, "caller-request" if state.offered else "no-invoices")
+        if intent == "deny":
+            return self._end(state, self.prompts.goodbye(), self._quiet_outcome(state))
+        return self._miss(state, self.prompts.reprompt_yes_no)
+
+    # --- building blocks ---------------------------------------------------
+
+    def _read_list(self, state: DialogState, disclose: bool = True) -> Result:
+        state = replace(state, step=Step.CHOOSING, selected=None, misses=0)
+        text = self.prompts.invoice_list(state.offered, state.caller.open_invoice_count)
+        state, actions = self._say(state, text)
+        if disclose:
+            actions.insert(0, _disclosed(state.offered))
+        return state, actions
+
+    def _confirm(
+        self, state: DialogState, invoice: InvoiceView, disclosed: tuple[InvoiceView, ...] = ()
+    ) -> Result:
+        state = replace(state, step=Step.CONFIRMING, selected=invoice, misses=0)
+        if len(state.offered) == 1:
+            text = self.prompts.one_invoice(invoice)
+        else:
+            text = self.prompts.confirm_selected(invoice)
+        state, actions = self._say(state, text)
+        chosen = Record("invoice-selected", {"invoice": invoice.number})
+        if disclosed:
+            return state, [_disclosed(disclosed), chosen, *actions]
+        return state, [chosen, *actions]
+
+    def _link_sent(self, state: DialogState) -> Result:
+        last4 = state.caller.phone_last4 or ""
+        text = self.prompts.link_sent(last4, self.settings.link_lifetime_hours)
+        return self._end(state, text, Outcome.LINK_SENT)
+
+    def _miss(self, state: DialogState, reprompt: Callable[[int], str]) -> Result:
+        misses = state.misses + 1
+        if misses >= MAX_MISSES:
+            return self._escalate(state, "no-match")
+        return self._say(state, reprompt(misses), misses=misses)
+
+    def _say(self, state: DialogState, text: str, misses: int | None = None) -> Result:
+        misses = state.misses if misses is None else misses
+        return replace(state, last_prompt=text, misses=misses), [Say(text)]
+
+    def _end(self, state: DialogState, text: str, outcome: Outcome) -> Result:
+        return replace(state, step=Step.ENDED, last_prompt=text), [Say(text), End(outcome)]
+
+    def _escalate(self, state: DialogState, reason: str) -> Result:
+        return replace(state, step=Step.ENDED), [Escalate(reason), End(Outcome.ESCALATED)]
+
+    @staticmethod
+    def _quiet_outcome(state: DialogState) -> Outcome:
+        """How a call that ends without a link or a transfer is recorded."""
+        verified = state.caller.verification is Verification.VERIFIED
+        if verified and not state.caller.invoices and state.step is Step.OFFER_CSR:
+            return Outcome.NO_INVOICES
+        return Outcome.COMPLETED
+
+
+def _disclosed(invoices: tuple[InvoiceView, ...]) -> Record:
+    return Record("invoices-disclosed", {"invoices": [inv.number for inv in invoices]})

@@ -1,0 +1,122 @@
+"""Everything the agent says, as plain sentences with amounts and dates in words.
+
+Text here goes straight to text-to-speech, so it never contains digits, "$" or
+abbreviations a voice could misread: ``agent.speech`` turns values into words first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from agent import speech
+from agent.dialog.types import InvoiceView
+
+
+@dataclass(frozen=True)
+class Prompts:
+    company: str
+    greeting: str
+    disclosure: str
+    locale: str
+    today: date
+
+    def opening(self) -> str:
+        greeting = self.greeting.format(company=self.company)
+        return f"{greeting} {self.disclosure} How can I help you today?"
+
+    def reprompt_opening(self, misses: int) -> str:
+        if misses <= 1:
+            return "Sorry, I didn't catch that. How can I help you today?"
+        return (
+            "I can help you pay an invoice by sending you a secure link by text message. "
+            "Say 'pay my bill', or say 'representative' to speak with a person."
+        )
+
+    def describe(self, invoice: InvoiceView) -> str:
+        amount = speech.say_money(invoice.balance_cents, invoice.currency, self.locale)
+        when = speech.say_date(invoice.issued_on, self.today, self.locale)
+        return f"{amount}, from {when}"
+
+    def one_invoice(self, invoice: InvoiceView) -> str:
+        return (
+            f"I see one open invoice, for {self.describe(invoice)}. "
+            "Would you like me to text you a secure link to pay it?"
+        )
+
+    def invoice_list(self, offered: Sequence[InvoiceView], open_count: int) -> str:
+        intro = f"I see {speech.say_cardinal(open_count)} open invoices."
+        if open_count > len(offered):
+            intro += f" Here are the {speech.say_cardinal(len(offered))} most recent."
+        items = " ".join(
+            f"The {speech.say_ordinal(k + 1)} is for {self.describe(inv)}."
+            for k, inv in enumerate(offered)
+        )
+        return f"{intro} {items} Which one would you like to pay?"
+
+    def reprompt_choice(self, offered: Sequence[InvoiceView], misses: int) -> str:
+        if misses <= 1:
+            return (
+                "Sorry, which invoice would you like to pay? "
+                "You can say the first one, the second one, or the amount."
+            )
+        items = " ".join(
+            f"Number {speech.say_cardinal(k + 1)}: {self.describe(inv)}."
+            for k, inv in enumerate(offered)
+        )
+        return f"Here they are again. {items} Please say the number of the invoice."
+
+    def confirm_selected(self, invoice: InvoiceView) -> str:
+        return (
+            f"That's the invoice for {self.describe(invoice)}. "
+            "Shall I text you a secure link to pay it?"
+        )
+
+    def reprompt_confirm(self, invoice: InvoiceView, misses: int) -> str:
+        if misses <= 1:
+            return "Sorry, should I text you the payment link? Please say yes or no."
+        return (
+            f"Should I send a secure payment link for {self.describe(invoice)} "
+            "to your phone by text message? Please say yes, or no."
+        )
+
+    def link_sent(self, last4: str, lifetime_hours: float) -> str:
+        hours = speech.say_cardinal(round(lifetime_hours))
+        return (
+            "Done. I've texted a secure payment link to your phone number ending in "
+            f"{speech.say_digits(last4)}. You can pay on your phone right away, "
+            f"and you don't need to stay on the line. The link works for {hours} hours. "
+            f"Thanks for calling {self.company}. Goodbye."
+        )
+
+    def no_invoices(self) -> str:
+        return (
+            "I don't see any open invoices on your account. "
+            "Would you like to speak with a member of our team?"
+        )
+
+    def declined_several(self) -> str:
+        return (
+            "No problem. Would you like to choose a different invoice, "
+            "or speak with a member of our team?"
+        )
+
+    def declined_one(self) -> str:
+        return "No problem. Would you like to speak with a member of our team?"
+
+    def reprompt_yes_no(self, misses: int) -> str:
+        if misses <= 1:
+            return "Sorry, would you like to speak with a member of our team? Yes or no?"
+        return "Please say yes to speak with a member of our team, or no to end the call."
+
+    def reprompt_after_deny(self, misses: int) -> str:
+        if misses <= 1:
+            return "Sorry, would you like to choose a different invoice?"
+        return (
+            "Say 'different invoice' to hear your invoices again, "
+            "or 'representative' to speak with a person."
+        )
+
+    def goodbye(self) -> str:
+        return f"Thanks for calling {self.company}. Goodbye."

@@ -1,0 +1,159 @@
+"""Plain values the dialogue policy works on: what it knows, hears and decides.
+
+Nothing here touches the database, the network or the clock: the session turns
+rows into these values and these actions back into I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class Step(StrEnum):
+    """Where the conversation is; the value is what ``chat --json`` shows as ``state``."""
+
+    GREETING = "greeting"
+    CHOOSING = "choosing"
+    CONFIRMING = "confirming"
+    AFTER_DENY = "after-deny"
+    OFFER_CSR = "offer-csr"
+    SENDING = "sending"
+    ENDED = "ended"
+
+
+class Outcome(StrEnum):
+    """How a conversation ended; exactly one per call."""
+
+    LINK_SENT = "link_sent"
+    ESCALATED = "escalated"
+    NO_INVOICES = "no_invoices"
+    CALLER_HUNG_UP = "caller_hung_up"
+    COMPLETED = "completed"
+
+
+class Verification(StrEnum):
+    """Result of checking the caller ID against the numbers on file."""
+
+    VERIFIED = "verified"
+    WITHHELD = "withheld"
+    UNKNOWN = "unknown"
+    AMBIGUOUS = "ambiguous"
+    NOT_MOBILE = "not-mobile"
+
+    @property
+    def escalation_reason(self) -> str:
+        """The escalation reason code for a caller who could not be verified."""
+        return {
+            Verification.WITHHELD: "unverified",
+            Verification.UNKNOWN: "unverified",
+            Verification.AMBIGUOUS: "ambiguous",
+            Verification.NOT_MOBILE: "not-mobile",
+        }.get(self, "unverified")
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """What the policy may say about one open invoice."""
+
+    number: str
+    balance_cents: int
+    currency: str
+    issued_on: date
+
+
+@dataclass(frozen=True)
+class CallerContext:
+    """Who is calling, as established before the first word.
+
+    ``invoices`` is empty unless ``verification`` is VERIFIED: the session never
+    loads invoices for an unverified caller, so the policy cannot disclose them.
+    """
+
+    verification: Verification
+    phone_last4: str | None = None
+    invoices: tuple[InvoiceView, ...] = ()
+    open_invoice_count: int = 0
+
+
+# --- what the policy hears -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One parsed caller turn."""
+
+    text: str
+    intent: str | None
+    confidence: float
+    entities: tuple[Entity, ...] = ()
+
+
+@dataclass(frozen=True)
+class NluFailed:
+    """The intent parser could not be reached; the caller must not be left hanging."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class LinkSent:
+    """The session created the link and queued the text to the number on file."""
+
+    invoice_number: str
+
+
+@dataclass(frozen=True)
+class LinkFailed:
+    """The link or the text could not be created; the caller is escalated."""
+
+    detail: str
+
+
+Event = Utterance | NluFailed | LinkSent | LinkFailed
+
+
+# --- what the policy decides -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """An audit event for the call record (``type`` is kebab-case)."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendLink:
+    """Create a payment link for this invoice and text it to the verified number."""
+
+    invoice_number: str
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Hand the caller to a person; the session says the configured message."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class End:
+    outcome: Outcome
+
+
+Action = Say | Record | SendLink | Escalate | End
