@@ -1,0 +1,1 @@
+"""Billing data: customers, phones and invoices (Peewee), queries over them, CSV import."""

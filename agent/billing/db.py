@@ -1,0 +1,74 @@
+"""Open the billing database named by a URL and bind the models to it.
+
+``sqlite:///var/agent.db`` (relative path), ``sqlite:////srv/agent/agent.db`` (absolute)
+or ``postgresql://user:pass@host/agent`` — the same code runs on either; nothing in
+:mod:`agent.billing` writes SQLite-only SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import peewee as pw
+from playhouse import db_url
+
+from agent.billing.models import ALL_MODELS, database_proxy
+from agent.errors import DatabaseError
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",  # readers (web page) never block the writer (call)
+    "foreign_keys": 1,
+    "busy_timeout": 5000,  # ms to wait for another writer instead of failing at once
+}
+_CREDENTIALS = re.compile(r"//([^/@:]*):[^/@]*@")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced: ``postgresql://agent:***@db/agent``."""
+    return _CREDENTIALS.sub(r"//\1:***@", url)
+
+
+def open_database(url: str) -> pw.Database:
+    """Connect to ``url``, bind every model to it and create missing tables.
+
+    Raises ``DatabaseError`` (naming the URL, never its password) when the URL is not
+    understood, the driver is missing, the file cannot be created, or the server refuses.
+    """
+    scheme = urlparse(url).scheme
+    options: dict[str, Any] = {}
+    database: pw.Database | None = None
+    try:
+        if "sqlite" in scheme:
+            _make_parent_directory(url)
+            options["pragmas"] = SQLITE_PRAGMAS
+        database = db_url.connect(url, **options)
+        database.connect(reuse_if_open=True)
+        database_proxy.initialize(database)
+        database.create_tables(ALL_MODELS, safe=True)
+    except (pw.PeeweeException, OSError, RuntimeError, ValueError) as err:
+        database_proxy.initialize(None)
+        if database is not None:
+            database.close()
+        message = f"cannot open database {redact(url)}: {redact(str(err))}"
+        raise DatabaseError(message) from err
+    return database
+
+
+def close_database() -> None:
+    """Close this thread's connection and unbind the models (safe to call twice)."""
+    database = database_proxy.obj
+    if database is None:
+        return
+    try:
+        database.close()
+    finally:
+        database_proxy.initialize(None)
+
+
+def _make_parent_directory(url: str) -> None:
+    path = urlparse(url).path[1:]  # same rule as playhouse.db_url: drop one leading "/"
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)

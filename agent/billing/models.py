@@ -1,0 +1,216 @@
+"""Peewee models: customers, their phones and invoices, and the record of every call.
+
+Conventions:
+
+* **Datetimes are naive UTC.** Every ``DateTimeField`` holds a ``datetime`` without
+  ``tzinfo`` that means UTC; make them with :func:`utcnow`. (Naive values store the same
+  way in SQLite and in PostgreSQL ``timestamp`` columns.) ``DateField`` values
+  (``issued_on``, ``due_on``) are the business's calendar dates.
+* **Money is integer cents** (``*_cents`` ``BigIntegerField``), never a float; the
+  ``total``/``balance`` properties give a two-place ``Decimal`` for display and speech.
+* **Phone numbers are E.164 strings** made by :mod:`agent.phones`.
+* Models are bound to :data:`database_proxy`; :func:`agent.billing.db.open_database`
+  points it at the real database.
+
+Note: a foreign key ``customer`` also gives peewee's ``customer_id`` attribute (the
+integer primary key of the row); the business's own id is ``Customer.customer_id``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import peewee as pw
+
+database_proxy = pw.DatabaseProxy()
+
+PHONE_KINDS = ("mobile", "landline", "other")
+CURRENCIES = ("USD", "CAD")
+INVOICE_STATUSES = ("open", "paid", "void")
+SMS_STATUSES = ("queued", "sent", "delivered", "failed")
+CALL_CHANNELS = ("chat", "sip")
+CALL_OUTCOMES = ("link_sent", "escalated", "no_invoices", "caller_hung_up", "completed")
+
+
+def utcnow() -> datetime:
+    """The current time as a naive UTC ``datetime`` (the form every table stores)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    """``28500`` → ``Decimal("285.00")``: exact, always two places."""
+    return Decimal(int(cents)).scaleb(-2)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> pw.SQL | pw.NodeList:
+    """A portable CHECK constraint: ``column IN ('a', 'b')``."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return pw.Check(f"{column} IN ({listed})")
+
+
+class BaseModel(pw.Model):
+    id = pw.AutoField()
+
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False  # SmsMessage → sms_message
+
+
+class Customer(BaseModel):
+    customer_id = pw.CharField(unique=True)
+    """The business's own customer id (from its CSV export)."""
+    name = pw.CharField()
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    phones: pw.ModelSelect[Phone]  # backref
+    invoices: pw.ModelSelect[Invoice]  # backref
+
+
+class Phone(BaseModel):
+    customer = pw.ForeignKeyField(Customer, backref="phones", on_delete="CASCADE")
+    e164 = pw.CharField(index=True)
+    """Not unique: a number shared by two customers is the "ambiguous" caller."""
+    kind = pw.CharField(constraints=[_one_of("kind", PHONE_KINDS)])
+
+    class Meta:
+        indexes = ((("customer", "e164"), True),)
+
+
+class Invoice(BaseModel):
+    number = pw.CharField(unique=True)
+    customer = pw.ForeignKeyField(Customer, backref="invoices")
+    issued_on = pw.DateField()
+    due_on = pw.DateField(null=True)
+    total_cents = pw.BigIntegerField(constraints=[pw.Check("total_cents >= 0")])
+    balance_cents = pw.BigIntegerField(constraints=[pw.Check("balance_cents >= 0")])
+    currency = pw.CharField(max_length=3, constraints=[_one_of("currency", CURRENCIES)])
+    status = pw.CharField(max_length=8, constraints=[_one_of("status", INVOICE_STATUSES)])
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    links: pw.ModelSelect[PaymentLink]  # backref
+
+    class Meta:
+        constraints = [pw.Check("balance_cents <= total_cents")]
+
+    @property
+    def total(self) -> Decimal:
+        return cents_to_decimal(self.total_cents)
+
+    @property
+    def balance(self) -> Decimal:
+        return cents_to_decimal(self.balance_cents)
+
+
+class Call(BaseModel):
+    channel = pw.CharField(max_length=8)
+    """"chat" or "sip" (see ``CALL_CHANNELS``)."""
+    caller_id = pw.CharField()
+    """The caller ID exactly as received, e.g. "anonymous" or "sip:+1416...@pbx"."""
+    caller_e164 = pw.CharField(null=True, index=True)
+    customer = pw.ForeignKeyField(Customer, null=True, backref="calls")
+    invoice = pw.ForeignKeyField(Invoice, null=True, backref="calls")
+    """The invoice a payment link was sent for, if any."""
+    started_at = pw.DateTimeField(default=utcnow)
+    ended_at = pw.DateTimeField(null=True)
+    outcome = pw.CharField(null=True)
+    """One of ``CALL_OUTCOMES`` once the call has ended."""
+    escalation_reason = pw.CharField(null=True)
+
+    events: pw.ModelSelect[CallEvent]  # backref
+
+
+class SmsMessage(BaseModel):
+    """The SMS outbox: one row per text the agent wants delivered."""
+
+    to_number = pw.CharField()
+    body = pw.TextField()
+    purpose = pw.CharField()
+    """What the text is for, e.g. "payment-link"."""
+    status = pw.CharField(default="queued", index=True)
+    """One of ``SMS_STATUSES``."""
+    attempts = pw.IntegerField(default=0)
+    gateway = pw.CharField()
+    """The name of the gateway driver that sends (or sent) it."""
+    gateway_id = pw.CharField(null=True)
+    last_error = pw.TextField(null=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    next_attempt_at = pw.DateTimeField(null=True)
+    call = pw.ForeignKeyField(Call, null=True, backref="sms_messages")
+
+
+class PaymentLink(BaseModel):
+    invoice = pw.ForeignKeyField(Invoice, backref="links")
+    token_hash = pw.CharField(max_length=64, unique=True)
+    """sha256 hex digest of the token; the token itself is never stored."""
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    used_at = pw.DateTimeField(null=True)
+    voided_at = pw.DateTimeField(null=True)
+    sms = pw.ForeignKeyField(SmsMessage, null=True, backref="links")
+    call = pw.ForeignKeyField(Call, null=True, backref="links")
+    amount_cents = pw.BigIntegerField()
+    """The invoice balance when the link was made."""
+    currency = pw.CharField(max_length=3)
+
+    @property
+    def amount(self) -> Decimal:
+        return cents_to_decimal(self.amount_cents)
+
+
+class CallEvent(BaseModel):
+    """Append-only audit trail of a call: one row per event, numbered by ``seq``."""
+
+    call = pw.ForeignKeyField(Call, backref="events", on_delete="CASCADE")
+    seq = pw.IntegerField()
+    at = pw.DateTimeField(default=utcnow)
+    type = pw.CharField()
+    """Kebab-case event type, e.g. "caller-verified"."""
+    data = pw.TextField(default="{}")
+    """Compact JSON object; read it with :meth:`payload`."""
+
+    class Meta:
+        indexes = ((("call", "seq"), True),)
+
+    @staticmethod
+    def encode(data: dict[str, Any]) -> str:
+        """Compact, key-sorted JSON for the ``data`` column."""
+        return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)
+
+    def payload(self) -> dict[str, Any]:
+        """``data`` decoded as a dict."""
+        decoded = json.loads(self.data)
+        if not isinstance(decoded, dict):
+            raise ValueError(f"call event {self.id} data is not a JSON object")
+        return decoded
+
+    @classmethod
+    def append(
+        cls, call: Call, event_type: str, data: dict[str, Any], at: datetime | None = None
+    ) -> CallEvent:
+        """Add the next event of ``call`` (``seq`` = last + 1) in its own transaction."""
+        with database_proxy.atomic():
+            last = cls.select(pw.fn.MAX(cls.seq)).where(cls.call == call).scalar()
+            return cls.create(
+                call=call,
+                seq=(last or 0) + 1,
+                at=at or utcnow(),
+                type=event_type,
+                data=cls.encode(data),
+            )
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Customer,
+    Phone,
+    Invoice,
+    Call,
+    SmsMessage,
+    PaymentLink,
+    CallEvent,
+)
+"""Every table, parents before children (the order to create them in)."""

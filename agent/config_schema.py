@@ -1,0 +1,409 @@
+"""The configuration schema: frozen dataclasses, one per TOML section, with defaults.
+
+Every field has an embedded default, so ``Config()`` is a complete, valid configuration
+and the agent runs with no file at all. Ranges and allowed values live in each field's
+``metadata`` (see ``between`` and ``one_of``); ``agent.config`` reads them when it
+validates a file. Import these names from ``agent.config``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from agent.errors import ConfigError, Problem
+
+Locale = Literal["en-US", "en-CA"]
+
+ESCALATION_REASONS: tuple[str, ...] = (
+    "unverified",
+    "ambiguous",
+    "not-mobile",
+    "skill-disabled",
+    "no-match",
+    "nlu-unavailable",
+    "caller-request",
+    "out-of-scope",
+    "no-invoices",
+    "internal-error",
+)
+"""Why a call is handed to a person; each may have its own ``[escalation.reasons.X]``."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """An allowed numeric interval; ``low_open`` excludes ``low`` itself."""
+
+    low: float
+    high: float
+    low_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
+
+    def __str__(self) -> str:
+        if self.low_open:
+            return f"more than {self.low:g} and at most {self.high:g}"
+        return f"{self.low:g} to {self.high:g}"
+
+
+def between(low: float, high: float, *, low_open: bool = False) -> dict[str, object]:
+    """Field metadata: the value must lie in ``[low, high]`` (or ``(low, high]``)."""
+    return {"range": Range(low, high, low_open)}
+
+
+def one_of(*choices: str) -> dict[str, object]:
+    """Field metadata: the string value must be one of ``choices``."""
+    return {"choices": choices}
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret given literally or as {env = "NAME"} in TOML."""
+
+    literal: str | None = None
+    """The secret itself, written in the file (fine for a lab, not for production)."""
+
+    env: str | None = None
+    """Name of the environment variable holding the secret, read when it is needed."""
+
+    def reveal(self) -> str:
+        """The secret's value; raises ``ConfigError`` if its variable is not set."""
+        if self.env is None:
+            return self.literal or ""
+        value = os.environ.get(self.env)
+        if value is None:
+            raise ConfigError(
+                [Problem("environment", None, f"environment variable {self.env} is not set")]
+            )
+        return value
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env})" if self.env is not None else "Secret(***)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """``[agent]``: who the agent speaks for and how it introduces itself."""
+
+    company_name: str = "Maple Leaf Home Services"
+    """Spoken in the greeting and written in every text message."""
+
+    company_phone: str = "+14165550100"
+    """The business's public number, normalised to E.164."""
+
+    greeting: str = "Thanks for calling {company}."
+    """First thing the caller hears; may contain ``{company}``."""
+
+    ai_disclosure: str = "I'm the company's automated assistant, and this call may be recorded."
+    """Said right after the greeting: callers are told they speak with a machine."""
+
+    time_zone: str = "America/Toronto"
+    """IANA time zone for due dates and link expiry spoken to callers."""
+
+    locale: Locale = "en-US"
+    """How amounts and dates are spoken."""
+
+    default_region: str = field(default="US", metadata=one_of("US", "CA"))
+    """Region for phone numbers written without ``+1``."""
+
+
+@dataclass(frozen=True)
+class PaymentCollectionSettings:
+    """``[agents.default.skills.payment_collection]``: the invoice-payment skill."""
+
+    enabled: bool = True
+    """Off: callers asking to pay are escalated with reason ``skill-disabled``."""
+
+    max_invoices_read: int = field(default=5, metadata=between(1, 10))
+    """At most this many open invoices are read out to one caller."""
+
+    require_mobile: bool = True
+    """Only text links to numbers the billing data marks as mobile."""
+
+
+@dataclass(frozen=True)
+class EscalationRoute:
+    """Where one escalation reason transfers to, and what is said first."""
+
+    target: str
+    """A ``sip:``/``sips:`` URI or an E.164 phone number."""
+
+    message: str
+    """Spoken before the transfer."""
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    """``[escalation]``: handing the call to a person."""
+
+    target: str = "sip:csr@127.0.0.1:5070"
+    """Default transfer target: a ``sip:``/``sips:`` URI or a phone number (made E.164)."""
+
+    message: str = "Let me transfer you to a member of our team. One moment, please."
+    """Default words spoken before a transfer."""
+
+    callback_message: str = (
+        "I couldn't reach a team member right now. Someone will call you back shortly. Goodbye."
+    )
+    """Spoken when the transfer fails, before hanging up."""
+
+    reasons: Mapping[str, EscalationRoute] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    """Per-reason overrides, fully resolved (missing fields inherited); read-only."""
+
+    def route(self, reason: str) -> EscalationRoute:
+        """Where to transfer for ``reason`` (one of ``ESCALATION_REASONS``)."""
+        if reason not in ESCALATION_REASONS:
+            raise ValueError(f"unknown escalation reason {reason!r}")
+        return self.reasons.get(reason, EscalationRoute(self.target, self.message))
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """``[database]``: where invoices, paylinks and the call audit live."""
+
+    url: str = "sqlite:///var/voice-agent.db"
+    """Peewee database URL; a relative SQLite path is relative to the working directory."""
+
+
+@dataclass(frozen=True)
+class NluSettings:
+    """``[nlu]``: the Rasa intent server."""
+
+    url: str = "http://127.0.0.1:5005"
+    """Base URL of the NLU HTTP server."""
+
+    timeout_seconds: float = field(default=2.0, metadata=between(0, 30, low_open=True))
+    """Per-request timeout; past it the call escalates with ``nlu-unavailable``."""
+
+    confidence_threshold: float = field(default=0.55, metadata=between(0, 1))
+    """Intents below this confidence count as not understood."""
+
+    manage: bool = True
+    """Start and stop the NLU server with the agent (False: it is run separately)."""
+
+    model_dir: str = "var/nlu-models"
+    """Where trained NLU models are kept; relative to the working directory."""
+
+    startup_timeout_seconds: float = field(default=180.0, metadata=between(1, 1800))
+    """How long a managed NLU server may take to become ready."""
+
+    venv: str = ".venv-nlu"
+    """The Python environment the managed NLU server runs from."""
+
+
+@dataclass(frozen=True)
+class KannelSettings:
+    """``[sms.kannel]``: Kannel's sendsms HTTP interface."""
+
+    sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    """Kannel's sendsms endpoint."""
+
+    username: str = "voiceagent"
+    """sendsms-user username."""
+
+    password: Secret = Secret(env="KANNEL_PASSWORD")
+    """sendsms-user password."""
+
+    sender: str = "+14165550100"
+    """The ``from`` number or short code."""
+
+    dlr_url: str = ""
+    """Delivery-report callback URL; empty: no delivery reports."""
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    """``[sms.twilio]``: Twilio's Messages API."""
+
+    account_sid: str = ""
+    """Account SID (``AC...``); required with the twilio driver."""
+
+    auth_token: Secret = Secret(env="TWILIO_AUTH_TOKEN")
+    """Auth token."""
+
+    from_number: str = ""
+    """The sending number; required with the twilio driver."""
+
+    api_base: str = "https://api.twilio.com"
+    """API root (changed only for tests)."""
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """``[sms]``: how payment links are texted."""
+
+    driver: Literal["log", "kannel", "twilio"] = "log"
+    """``log`` only writes the message to the log (no text is sent)."""
+
+    template: str = (
+        "{company}: pay invoice {invoice} ({amount}) securely at {url} Reply STOP to opt out."
+    )
+    """Message text; placeholders ``{company}``, ``{invoice}``, ``{amount}``, ``{url}``."""
+
+    kannel: KannelSettings = field(default_factory=KannelSettings)
+    """Used when ``driver`` is ``kannel``."""
+
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    """Used when ``driver`` is ``twilio``."""
+
+
+@dataclass(frozen=True)
+class PaylinkSettings:
+    """``[paylinks]``: the secure payment links that are texted."""
+
+    base_url: str = "http://127.0.0.1:8080/pay/"
+    """Links are this URL followed by the token; no query string."""
+
+    lifetime_hours: float = field(default=72.0, metadata=between(0.25, 720))
+    """How long a link stays usable."""
+
+    token_bytes: int = field(default=32, metadata=between(32, 64))
+    """Random bytes in each link's token."""
+
+
+@dataclass(frozen=True)
+class SipSettings:
+    """``[sip]``: the telephony side."""
+
+    listen_address: str = "127.0.0.1"
+    """IP address to listen on."""
+
+    port: int = field(default=5060, metadata=between(1, 65535))
+    """SIP port."""
+
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    """SIP transport."""
+
+    max_calls: int = field(default=4, metadata=between(1, 64))
+    """Concurrent calls; more are refused with busy."""
+
+    mode: Literal["ip", "register"] = "ip"
+    """``ip``: accept calls from ``allowed_networks``; ``register``: register to a registrar."""
+
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
+    """Networks (CIDR) calls are accepted from."""
+
+    registrar: str = ""
+    """Registrar host or URI; required when ``mode`` is ``register``."""
+
+    username: str = ""
+    """Registration user; required when ``mode`` is ``register``."""
+
+    password: Secret = Secret(env="SIP_PASSWORD")
+    """Registration password."""
+
+    require_verstat: bool = False
+    """Only treat the caller ID as verified with a STIR/SHAKEN ``verstat=TN-Validation-Passed``."""
+
+
+@dataclass(frozen=True)
+class AsrSettings:
+    """``[asr]``: speech recognition (faster-whisper)."""
+
+    model: Literal["base", "tiny.en"] = "base"
+    """Whisper model."""
+
+    beam_size: int = field(default=1, metadata=between(1, 5))
+    """Decoding beam width; 1 is fastest."""
+
+    endpoint_silence_ms: int = field(default=250, metadata=between(100, 2000))
+    """Silence that ends the caller's turn."""
+
+    no_input_timeout_seconds: float = field(default=8.0, metadata=between(1, 60))
+    """Silence before the agent re-prompts."""
+
+    max_utterance_seconds: float = field(default=15.0, metadata=between(2, 60))
+    """A turn is cut off after this long."""
+
+    hotwords: str = ""
+    """Words to bias recognition toward (space separated)."""
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    """``[tts]``: speech synthesis (Piper)."""
+
+    voice: Literal["joe-us"] = "joe-us"
+    """Piper voice."""
+
+    length_scale: float = field(default=1.0, metadata=between(0.5, 2.0))
+    """Speaking slowness: above 1 is slower."""
+
+    barge_in: bool = True
+    """Stop speaking when the caller talks."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration, built once at start-up."""
+
+    agent: AgentSettings = field(default_factory=AgentSettings)
+    """``[agent]``."""
+
+    payment_collection: PaymentCollectionSettings = field(default_factory=PaymentCollectionSettings)
+    """``[agents.default.skills.payment_collection]``."""
+
+    escalation: EscalationSettings = field(default_factory=EscalationSettings)
+    """``[escalation]`` and its ``[escalation.reasons.*]``."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    """``[database]``."""
+
+    nlu: NluSettings = field(default_factory=NluSettings)
+    """``[nlu]``."""
+
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    """``[sms]``, ``[sms.kannel]``, ``[sms.twilio]``."""
+
+    paylinks: PaylinkSettings = field(default_factory=PaylinkSettings)
+    """``[paylinks]``."""
+
+    sip: SipSettings = field(default_factory=SipSettings)
+    """``[sip]``."""
+
+    asr: AsrSettings = field(default_factory=AsrSettings)
+    """``[asr]``."""
+
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    """``[tts]``."""
+
+    source: Path | None = field(default=None, compare=False)
+    """The file this came from; None for the embedded defaults. Not part of equality."""
+
+    def summary(self) -> str:
+        """One line for humans, e.g. the output of ``voice-agent check-config``."""
+        where = str(self.source) if self.source is not None else "embedded defaults"
+        skill = self.payment_collection
+        count = skill.max_invoices_read
+        if skill.enabled:
+            phones = "mobile only" if skill.require_mobile else "any phone"
+            plural = "invoice" if count == 1 else "invoices"
+            payment = f"payment collection on (max {count} {plural}, {phones})"
+        else:
+            payment = "payment collection off"
+        managed = "managed" if self.nlu.manage else "external"
+        return (
+            f"{where}: OK — {self.agent.company_name}, {payment}, "
+            f"SMS driver {self.sms.driver}, NLU {self.nlu.url} ({managed}), "
+            f"database {_hide_password(self.database.url)}"
+        )
+
+
+def _hide_password(url: str) -> str:
+    """``postgresql://u:pw@host/db`` → ``postgresql://u:***@host/db``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

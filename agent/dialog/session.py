@@ -1,0 +1,283 @@
+"""One conversation: feeds caller turns to the policy and carries out its actions.
+
+The session owns all I/O of a call: the ``Call`` row and its audit events, the NLU
+client, link creation and the SMS outbox. Whatever fails, the caller is told or
+escalated and the call record is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from agent.billing.models import Call, CallEvent, Invoice, database_proxy, utcnow
+from agent.config import Config
+from agent.dialog.policy import DialogState, PaymentPolicy, PolicySettings
+from agent.dialog.prompts import Prompts
+from agent.dialog.types import (
+    Action,
+    End,
+    Escalate,
+    Event,
+    LinkFailed,
+    LinkSent,
+    NluFailed,
+    Outcome,
+    Record,
+    Say,
+    SendLink,
+    Step,
+    Utterance,
+)
+from agent.dialog.verify import CallerCheck, check_caller
+from agent.errors import NluUnavailableError
+from agent.nlu.client import IntentParser
+from agent.paylinks.links import issue_link
+from agent.redact import redact_digit_runs
+from agent.sms.gateway import SmsGateway
+from agent.sms.outbox import attempt_delivery, queue_message, render_payment_text
+from agent.speech import written_money
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Turn:
+    """What the agent said in reply to one caller turn (or at the start)."""
+
+    say: str
+    state: str
+    intent: dict[str, Any] | None = None
+
+
+@dataclass
+class CallSummary:
+    outcome: str | None = None
+    invoice: str | None = None
+    sms_to: str | None = None
+    link_url: str | None = None
+    escalation_reason: str | None = None
+
+
+class ConversationSession:
+    def __init__(
+        self,
+        config: Config,
+        policy: PaymentPolicy,
+        parser: IntentParser,
+        gateway: SmsGateway,
+        *,
+        caller_id: str | None,
+        channel: str = "chat",
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.parser = parser
+        self.gateway = gateway
+        self.summary = CallSummary()
+        self._said: list[str] = []
+        self._seq = 0
+        region = config.agent.default_region
+        skill = config.payment_collection
+        self.call = Call.create(channel=channel, caller_id=caller_id or "anonymous")
+        self.check: CallerCheck = check_caller(caller_id, region, skill.require_mobile)
+        self.call.caller_e164 = self.check.caller_e164
+        self.call.customer = self.check.customer
+        self.call.save()
+        self.state: DialogState = DialogState(Step.GREETING, self.check.context)
+
+    @property
+    def ended(self) -> bool:
+        return self.state.step is Step.ENDED
+
+    def begin(self) -> Turn:
+        context = self.check.context
+        self._record(
+            "call-started", {"caller_id": self.call.caller_id, "channel": self.call.channel}
+        )
+        self._record(
+            "caller-verification",
+            {
+                "caller": self.check.caller_e164,
+                "result": context.verification.value,
+                "customer": self.check.customer.customer_id if self.check.customer else None,
+                "open_invoices": context.open_invoice_count,
+            },
+        )
+        self.state, actions = self.policy.start(context)
+        return self._carry_out(actions)
+
+    async def hear(self, text: str) -> Turn:
+        """One caller turn: redact, parse, decide, act. Never raises for a caller's words."""
+        if self.ended:
+            return Turn("", self.state.step.value)
+        text = redact_digit_runs(text)
+        intent: dict[str, Any] | None = None
+        try:
+            event = await self._parse(text)
+            if isinstance(event, Utterance):
+                intent = {"name": event.intent, "confidence": round(event.confidence, 3)}
+                self._record("caller-turn", {"text": text, **intent, "entities": _entities(event)})
+            self.state, actions = self.policy.step(self.state, event)
+            turn = self._carry_out(actions)
+        except Exception:  # a bug or a database outage must not drop the caller silently
+            log.exception("call %s: internal error", self.call.id)
+            turn = self._fail_safe()
+        turn.intent = intent
+        return turn
+
+    async def _parse(self, text: str) -> Event:
+        try:
+            return await self.parser.parse(text)
+        except NluUnavailableError as err:
+            log.error("call %s: %s", self.call.id, err.message)
+            self._record("nlu-unavailable", {"error": err.message})
+            return NluFailed(err.message)
+
+    def hang_up(self) -> None:
+        """The caller went away; close the record if the conversation had not ended."""
+        if not self.ended:
+            self._record("caller-hung-up", {"step": self.state.step.value})
+            self._finish(Outcome.CALLER_HUNG_UP)
+
+    # --- carrying out the policy's decisions --------------------------------
+
+    def _carry_out(self, actions: list[Action]) -> Turn:
+        self._said = []
+        pending = list(actions)
+        while pending:
+            action = pending.pop(0)
+            follow_up = self._do(action)
+            if follow_up is not None:
+                self.state, more = self.policy.step(self.state, follow_up)
+                pending.extend(more)
+        return Turn(" ".join(self._said), self.state.step.value)
+
+    def _do(self, action: Action) -> Event | None:
+        if isinstance(action, Say):
+            self._said.append(action.text)
+            self._record("agent-said", {"text": action.text})
+        elif isinstance(action, Record):
+            self._record(action.type, action.data)
+        elif isinstance(action, SendLink):
+            return self._send_link(action.invoice_number)
+        elif isinstance(action, Escalate):
+            self._escalate(action.reason)
+        elif isinstance(action, End):
+            self._finish(action.outcome)
+        return None
+
+    def _send_link(self, invoice_number: str) -> Event:
+        phone = self.check.phone
+        if phone is None:  # the policy only sends for verified callers
+            return LinkFailed("no verified phone on file")
+        try:
+            with database_proxy.atomic():
+                invoice = Invoice.get(Invoice.number == invoice_number)
+                issued = issue_link(invoice, self.config.paylinks, utcnow(), call=self.call)
+                amount = written_money(invoice.balance_cents, invoice.currency, self._locale)
+                body = render_payment_text(
+                    self.config.sms.template, self.config.agent.company_name,
+                    invoice.number, amount, issued.url,
+                )  # fmt: skip
+                message = queue_message(phone.e164, body, "payment-link", self.gateway, self.call)
+                issued.link.sms = message
+                issued.link.save()
+                self.call.invoice = invoice
+                self.call.save()
+            self._record(
+                "link-created",
+                {
+                    "link_id": issued.link.id,
+                    "invoice": invoice.number,
+                    "expires_at": issued.link.expires_at.isoformat(),
+                },
+            )
+            self._record("sms-queued", {"sms_id": message.id, "to": message.to_number})
+            accepted = attempt_delivery(message, self.gateway)
+            self._record(
+                "sms-attempted",
+                {"sms_id": message.id, "accepted": accepted, "error": message.last_error},
+            )
+        except Exception as err:
+            log.exception("call %s: could not create the payment link", self.call.id)
+            return LinkFailed(repr(err))
+        self.summary.invoice = invoice.number
+        self.summary.sms_to = message.to_number
+        self.summary.link_url = issued.url
+        return LinkSent(invoice.number)
+
+    def _escalate(self, reason: str) -> None:
+        route = self.config.escalation.route(reason)
+        self._said.append(route.message)
+        self._record("agent-said", {"text": route.message})
+        self._record("escalated", {"reason": reason, "target": route.target})
+        self.summary.escalation_reason = reason
+        self.call.escalation_reason = reason
+        self.call.save()
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.state = DialogState(Step.ENDED, self.state.caller, last_prompt=self.state.last_prompt)
+        self.summary.outcome = outcome.value
+        self.call.outcome = outcome.value
+        self.call.ended_at = utcnow()
+        self.call.save()
+        self._record("call-ended", {"outcome": outcome.value})
+
+    def _fail_safe(self) -> Turn:
+        """Something broke mid-call: tell the caller and escalate; keep the record."""
+        self._said = []
+        try:
+            self._escalate("internal-error")
+            self._finish(Outcome.ESCALATED)
+        except Exception:
+            log.exception("call %s: could not record the escalation", self.call.id)
+            self.state = DialogState(Step.ENDED, self.state.caller)
+            self.summary.outcome = Outcome.ESCALATED.value
+            self.summary.escalation_reason = "internal-error"
+            if not self._said:
+                self._said.append(self.config.escalation.route("internal-error").message)
+        return Turn(" ".join(self._said), Step.ENDED.value)
+
+    def _record(self, type_: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        CallEvent.create(
+            call=self.call,
+            seq=self._seq,
+            at=utcnow(),
+            type=type_,
+            data=json.dumps(data, default=str),
+        )
+
+    @property
+    def _locale(self) -> str:
+        return self.config.agent.locale
+
+
+def make_policy(config: Config, today: date) -> PaymentPolicy:
+    """The payment policy with this deployment's settings and prompts."""
+    agent = config.agent
+    prompts = Prompts(
+        company=agent.company_name,
+        greeting=agent.greeting,
+        disclosure=agent.ai_disclosure,
+        locale=agent.locale,
+        today=today,
+    )
+    skill = config.payment_collection
+    return PaymentPolicy(
+        PolicySettings(
+            skill_enabled=skill.enabled,
+            max_invoices_read=skill.max_invoices_read,
+            confidence_threshold=config.nlu.confidence_threshold,
+            link_lifetime_hours=config.paylinks.lifetime_hours,
+            prompts=prompts,
+        )
+    )
+
+
+def _entities(utterance: Utterance) -> list[dict[str, str]]:
+    return [{"entity": e.name, "value": e.value} for e in utterance.entities]

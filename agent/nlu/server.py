@@ -1,0 +1,176 @@
+"""Train and run the Rasa NLU server that lives in its own Python 3.10 venv.
+
+The trained model file is named after a hash of the training data, so training runs
+only when the data changed. ``ManagedNluServer`` starts a server for the lifetime of
+``voice-agent run``/``chat`` when nothing answers at the configured URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit
+
+from agent.config import NluSettings
+from agent.errors import NluSetupError
+from agent.nlu.client import server_is_up
+from agent.paths import NLU_DATA_DIR
+
+log = logging.getLogger(__name__)
+
+RASA_VERSION = "3.6.21"
+
+
+def training_hash(data_dir: Path = NLU_DATA_DIR) -> str:
+    """sha256 over the training files (names and bytes) and the Rasa version."""
+    digest = hashlib.sha256(RASA_VERSION.encode())
+    files = [data_dir / "config.yml", data_dir / "domain.yml", *sorted(data_dir.glob("data/*.yml"))]
+    for path in files:
+        if not path.is_file():
+            raise NluSetupError(f"{path}: NLU training file is missing")
+        digest.update(path.relative_to(data_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def model_path(settings: NluSettings, data_dir: Path = NLU_DATA_DIR) -> Path:
+    return Path(settings.model_dir) / f"nlu-{training_hash(data_dir)[:16]}.tar.gz"
+
+
+def rasa_binary(settings: NluSettings) -> Path:
+    rasa = Path(settings.venv) / "bin" / "rasa"
+    if not rasa.is_file():
+        raise NluSetupError(
+            f"{rasa} not found: the NLU venv is not installed (run scripts/setup first)"
+        )
+    return rasa
+
+
+def rasa_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        HF_HUB_OFFLINE="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        SQLALCHEMY_SILENCE_UBER_WARNING="1",
+    )
+    return env
+
+
+def train(settings: NluSettings, data_dir: Path = NLU_DATA_DIR, force: bool = False) -> Path:
+    """Train the NLU model unless one for this exact training data exists; return its path."""
+    target = model_path(settings, data_dir)
+    if target.is_file() and not force:
+        log.info("NLU model is up to date: %s", target)
+        return target
+    rasa = rasa_binary(settings)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    print(f"Training the NLU model into {target} (about a minute)...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        command = [
+            str(rasa), "train", "nlu",
+            "--config", str(data_dir / "config.yml"),
+            "--domain", str(data_dir / "domain.yml"),
+            "--nlu", str(data_dir / "data"),
+            "--out", scratch,
+            "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+        ]  # fmt: skip
+        done = subprocess.run(command, env=rasa_env(), check=False, stdout=sys.stderr)
+        built = Path(scratch) / target.name
+        if done.returncode != 0 or not built.is_file():
+            raise NluSetupError(f"rasa train nlu failed (exit {done.returncode})")
+        os.replace(built, target)
+    print(f"NLU model ready: {target}", file=sys.stderr, flush=True)
+    return target
+
+
+def serve_command(settings: NluSettings, model: Path) -> list[str]:
+    url = urlsplit(settings.url)
+    host = url.hostname or "127.0.0.1"
+    port = url.port or 5005
+    return [
+        str(rasa_binary(settings)), "run", "--enable-api",
+        "--model", str(model),
+        "--interface", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+def serve_foreground(settings: NluSettings) -> None:
+    """``voice-agent nlu serve``: become the Rasa server (what systemd runs)."""
+    model = train(settings)
+    command = serve_command(settings, model)
+    os.execve(command[0], command, rasa_env())
+
+
+class ManagedNluServer:
+    """Start Rasa if nothing answers at the configured URL; stop it on exit."""
+
+    def __init__(self, settings: NluSettings, log_path: Path | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path or Path(settings.model_dir).parent / "log" / "nlu-server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ManagedNluServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if server_is_up(self.settings.url):
+            log.info("NLU server already answering at %s", self.settings.url)
+            return
+        if not self.settings.manage:
+            raise NluSetupError(
+                f"no NLU server answers at {self.settings.url} and [nlu] manage = false: "
+                "start it with `voice-agent nlu serve` (or its systemd unit)"
+            )
+        command = serve_command(self.settings, train(self.settings))
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"Starting the NLU server at {self.settings.url} ...", file=sys.stderr, flush=True)
+        with self.log_path.open("ab") as out:
+            self._process = subprocess.Popen(
+                command, env=rasa_env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self._wait_until_up()
+
+    def _wait_until_up(self) -> None:
+        deadline = time.monotonic() + self.settings.startup_timeout_seconds
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise NluSetupError(
+                    f"the NLU server exited with status {self._process.returncode} "
+                    f"while starting; see {self.log_path}"
+                )
+            if server_is_up(self.settings.url):
+                print("NLU server ready.", file=sys.stderr, flush=True)
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise NluSetupError(
+            f"the NLU server did not answer within {self.settings.startup_timeout_seconds:g} s; "
+            f"see {self.log_path}"
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

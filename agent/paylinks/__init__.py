@@ -1,0 +1,1 @@
+"""Secure payment links: random tokens, stored only as hashes, expiring, single use."""
