@@ -114,8 +114,9 @@ def load_config(path: Path | None = None, explicit: bool = True) -> Config:
 def parse_config(text: str, source: Path) -> Config:
     """Validate TOML ``text``; ``source`` names the file in problems and ``Config.source``."""
     file = str(source)
+    text = text.removeprefix("\ufeff")
     try:
-        data = tomllib.loads(text.removeprefix("\ufeff"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([_syntax_problem(file, text, err)]) from err
     validator = _Validator(file, KeyLocator(text))
@@ -450,8 +451,13 @@ def _is_type(raw: object, hint: Any) -> bool:
 def _placeholders(text: str) -> tuple[list[str], str | None]:
     """Placeholder names in a ``str.format`` template, and its syntax error if any."""
     try:
-        parsed = string.Formatter().parse(text)
-        return [name for _, name, _, _ in parsed if name is not None], None
+        names: list[str] = []
+        for _, name, spec, _ in string.Formatter().parse(text):
+            if name is not None:
+                names.append(name)
+            if spec and "{" in spec:  # nested, as in {amount:{width}}
+                names += _placeholders(spec)[0]
+        return names, None
     except ValueError as err:
         found = re.findall(r"\{([^{}]*)\}", text)
         return [re.split("[!:]", inner, maxsplit=1)[0] for inner in found], str(err)

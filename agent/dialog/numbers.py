@@ -30,6 +30,9 @@ ORDINAL_WORDS = {
     "twentieth": 20, "thirtieth": 30,
 }  # fmt: skip
 
+CURRENCY_WORDS = {"dollar", "dollars", "bucks", "buck"}
+CENT_WORDS = {"cent", "cents"}
+
 _TOKEN = re.compile(r"\$?\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?|[a-z]+(?:'[a-z]+)?")
 _ORDINAL_DIGITS = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)$")
 
@@ -72,7 +75,8 @@ def word_groups(tokens: list[str]) -> list[list[int]]:
     """Runs of number words, each run split into the numbers a caller strings together.
 
     "ten forty two" → [[10, 42]]; "eighty nine ninety nine" → [[89, 99]];
-    "one thousand two hundred fifty dollars" → [[1250]]; digit tokens are their own run.
+    "one thousand two hundred fifty dollars" → [[1250]]; digit tokens end a run
+    (read them with ``number_value``).
     """
     runs: list[list[int]] = []
     run: list[int] = []
@@ -91,8 +95,19 @@ def word_groups(tokens: list[str]) -> list[list[int]]:
             runs.append(run)
             run = []
 
+    money_word = False
     for i, said in enumerate(tokens):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if said in CURRENCY_WORDS and group is not None:  # "eighty nine dollars and ninety"
+            flush_group()
+            money_word = True
+            continue
+        if said == "and" and money_word and group is None:
+            continue
+        if said in CENT_WORDS:
+            flush_run()
+            continue
+        money_word = False
         token = "one" if said in ("a", "an") and nxt in ("hundred", "thousand") else said
         if token == "one" and _is_pronoun(tokens, i):
             flush_run()
@@ -106,7 +121,7 @@ def word_groups(tokens: list[str]) -> list[list[int]]:
         if kind is None:
             flush_run()
             continue
-        if group is not None and not _combines(group.last, kind):
+        if group is not None and not _combines(group.last, kind, value):
             flush_group()
         if group is None:
             group = _Group()
@@ -117,11 +132,17 @@ def word_groups(tokens: list[str]) -> list[list[int]]:
 
 
 def _is_pronoun(tokens: list[str], i: int) -> bool:
-    """ "the second one", "that one for ..." — "one" standing for an invoice, not a number."""
+    """ "the second one", "the four twelve one" — "one" standing for an invoice, not a number.
+
+    It is a number when more number words follow ("one zero four two", "one twenty"),
+    when it completes the number before it ("twenty one", "a hundred one"), or ends
+    spelled digits ("two oh five one"); after a teen it is the pronoun ("twelve one").
+    """
     prev = tokens[i - 1] if i > 0 else ""
     nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
-    number_words = UNITS.keys() | TEENS.keys() | TENS.keys() | {"hundred", "thousand", "and"}
-    return prev not in number_words and nxt not in number_words
+    if nxt in UNITS or nxt in TEENS or nxt in TENS or nxt in ("hundred", "thousand"):
+        return False
+    return prev not in UNITS and prev not in TENS and prev not in ("hundred", "thousand", "and")
 
 
 def _word_kind(token: str) -> tuple[str | None, int]:
@@ -134,8 +155,13 @@ def _word_kind(token: str) -> tuple[str | None, int]:
     return None, 0
 
 
-def _combines(last: str, kind: str) -> bool:
-    """Whether a number word continues the group ("twenty" + "nine") or starts a new one."""
+def _combines(last: str, kind: str, value: int) -> bool:
+    """Whether a number word continues the group ("twenty" + "nine") or starts a new one.
+
+    "oh"/"zero" never adds to a group: "thirty oh one" is 30, 0, 1 (spelled digits).
+    """
+    if value == 0:
+        return False
     if last in ("hundred", "thousand"):
         return True
     return last == "tens" and kind == "unit"
@@ -154,21 +180,23 @@ def _multiply(group: _Group, word: str) -> None:
 def amounts_said(text: str) -> set[Decimal]:
     """Every money amount the words could mean, in dollars (cents as decimals).
 
-    "a hundred twenty nine fifty" → {129.50, 129, 50}; "$412" → {412}.
+    Callers run numbers together: "one twenty nine fifty" (129.50), "four twelve" (412),
+    "eighty nine dollars and ninety nine cents" (89.99). Each run yields every reading
+    "the first k numbers are the dollars, an optional last one under 100 the cents".
     """
     tokens = tokenize(text)
     found: set[Decimal] = set()
     for token in tokens:
         value = number_value(token)
-        if value is not None:
+        if value is not None and ordinal_value(token) is None:
             found.add(value)
     for run in word_groups(tokens):
         found.update(Decimal(n) for n in run)
-        for dollars, cents in zip(run, run[1:], strict=False):
-            if cents < 100:
-                found.add(Decimal(dollars) + Decimal(cents) / 100)
-        if len(run) > 1:  # "four twelve" → 412
-            found.add(Decimal("".join(str(n) for n in run)))
+        for k in range(1, len(run) + 1):
+            dollars = Decimal("".join(str(n) for n in run[:k]))
+            found.add(dollars)
+            if k == len(run) - 1 and run[k] < 100:
+                found.add(dollars + Decimal(run[k]) / 100)
     return found
 
 

@@ -113,7 +113,9 @@ class PaymentPolicy:
             return self._say(state, self.prompts.no_invoices())
         offered = caller.invoices[: self.settings.max_invoices_read]
         state = replace(state, offered=offered)
-        picked = choose_invoice(heard.text, heard.entities, offered) if len(offered) > 1 else None
+        picked = None
+        if len(offered) > 1:  # "I want to pay invoice ten forty two" names one up front
+            picked = choose_invoice(heard.text, heard.entities, offered, by_position=False)
         if len(offered) == 1 or picked is not None:
             choice = offered[picked or 0]
             return self._confirm(state, choice, disclosed=(choice,))
@@ -132,6 +134,10 @@ class PaymentPolicy:
         selected = state.selected
         if selected is None:  # cannot happen: CONFIRMING is only entered with a choice
             return self._read_list(state, disclose=False)
+        if len(state.offered) > 1 and intent != "deny":  # "yes, the third one" changes it
+            picked = choose_invoice(heard.text, heard.entities, state.offered)
+            if picked is not None and state.offered[picked] != selected:
+                return self._confirm(state, state.offered[picked])
         if intent in ("affirm", "pay_invoice"):
             state = replace(state, step=Step.SENDING, misses=0)
             number = selected.number
@@ -145,10 +151,6 @@ class PaymentPolicy:
             text = self.prompts.declined_several() if several else self.prompts.declined_one()
             state, actions = self._say(state, text)
             return state, [declined, *actions]
-        if intent == "select_invoice" and len(state.offered) > 1:
-            picked = choose_invoice(heard.text, heard.entities, state.offered)
-            if picked is not None:
-                return self._confirm(state, state.offered[picked])
         return self._miss(state, lambda n: self.prompts.reprompt_confirm(selected, n))
 
     def _on_after_deny(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
@@ -172,7 +174,8 @@ class PaymentPolicy:
 
     def _read_list(self, state: DialogState, disclose: bool = True) -> Result:
         state = replace(state, step=Step.CHOOSING, selected=None, misses=0)
-        text = self.prompts.invoice_list(state.offered, state.caller.open_invoice_count)
+        open_count = max(state.caller.open_invoice_count, len(state.caller.invoices))
+        text = self.prompts.invoice_list(state.offered, open_count)
         state, actions = self._say(state, text)
         if disclose:
             actions.insert(0, _disclosed(state.offered))
@@ -182,8 +185,11 @@ class PaymentPolicy:
         self, state: DialogState, invoice: InvoiceView, disclosed: tuple[InvoiceView, ...] = ()
     ) -> Result:
         state = replace(state, step=Step.CONFIRMING, selected=invoice, misses=0)
-        if len(state.offered) == 1:
+        open_count = max(state.caller.open_invoice_count, len(state.caller.invoices))
+        if open_count == 1:
             text = self.prompts.one_invoice(invoice)
+        elif len(state.offered) == 1:  # max_invoices_read = 1: only the most recent is read
+            text = self.prompts.most_recent_of(invoice, open_count)
         else:
             text = self.prompts.confirm_selected(invoice)
         state, actions = self._say(state, text)
@@ -193,8 +199,7 @@ class PaymentPolicy:
         return state, [chosen, *actions]
 
     def _link_sent(self, state: DialogState) -> Result:
-        last4 = state.caller.phone_last4 or ""
-        text = self.prompts.link_sent(last4, self.settings.link_lifetime_hours)
+        text = self.prompts.link_sent(state.caller.phone_last4, self.settings.link_lifetime_hours)
         return self._end(state, text, Outcome.LINK_SENT)
 
     def _miss(self, state: DialogState, reprompt: Callable[[int], str]) -> Result:

@@ -45,6 +45,12 @@ class Prompts:
             "Would you like me to text you a secure link to pay it?"
         )
 
+    def most_recent_of(self, invoice: InvoiceView, open_count: int) -> str:
+        return (
+            f"I see {speech.say_cardinal(open_count)} open invoices. The most recent is for "
+            f"{self.describe(invoice)}. Would you like me to text you a secure link to pay it?"
+        )
+
     def invoice_list(self, offered: Sequence[InvoiceView], open_count: int) -> str:
         intro = f"I see {speech.say_cardinal(open_count)} open invoices."
         if open_count > len(offered):
@@ -77,15 +83,20 @@ class Prompts:
         if misses <= 1:
             return "Sorry, should I text you the payment link? Please say yes or no."
         return (
-            f"Should I send a secure payment link for {self.describe(invoice)} "
+            f"Should I send a secure payment link for {self.describe(invoice)}, "
             "to your phone by text message? Please say yes, or no."
         )
 
-    def link_sent(self, last4: str, lifetime_hours: float) -> str:
+    def link_sent(self, last4: str | None, lifetime_hours: float) -> str:
         hours = speech.say_cardinal(round(lifetime_hours))
+        where = (
+            f"your phone number ending in {speech.say_digits(last4)}"
+            if last4
+            else "the mobile number we have on file"
+        )
         return (
-            "Done. I've texted a secure payment link to your phone number ending in "
-            f"{speech.say_digits(last4)}. You can pay on your phone right away, "
+            f"Done. I've texted a secure payment link to {where}. "
+            "You can pay on your phone right away, "
             f"and you don't need to stay on the line. The link works for {hours} hours. "
             f"Thanks for calling {self.company}. Goodbye."
         )

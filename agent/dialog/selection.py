@@ -14,7 +14,15 @@ import re
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal
 
-from agent.dialog.numbers import amounts_said, digit_strings, ordinal_value, tokenize, word_groups
+from agent.dialog.numbers import (
+    TEENS,
+    UNITS,
+    amounts_said,
+    digit_strings,
+    ordinal_value,
+    tokenize,
+    word_groups,
+)
 from agent.dialog.types import Entity, InvoiceView
 
 _MONTH_NAMES = (
@@ -26,20 +34,31 @@ MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug"
 
 FIRST_WORDS = {"latest", "newest", "recent", "top"}
 LAST_WORDS = {"last", "oldest", "final", "bottom", "earliest"}
-NUMBER_WORDS = {"number", "option", "invoice", "inv", "no"}
+POSITION_WORDS = {"number", "option", "#"}
+"""Words before a position: "number two", "option three"."""
+TIME_WORDS = {"week", "month", "year", "time", "visit", "bill", "invoice", "night", "summer"}
+"""After "last", these make it about time ("last week"), not the last invoice read."""
+_SLASH_DATE = re.compile(r"\b(\d{1,2})/(\d{1,2})\b")
 
 
 def choose_invoice(
-    text: str, entities: Sequence[Entity], offered: Sequence[InvoiceView]
+    text: str,
+    entities: Sequence[Entity],
+    offered: Sequence[InvoiceView],
+    by_position: bool = True,
 ) -> int | None:
-    """Index into ``offered`` of the invoice the caller picked, or None if unclear."""
-    tokens = tokenize(text)
-    tokens = _strip_date(tokens, offered, cues := [])
-    cues.append(_by_position(tokens, entities, len(offered)))
+    """Index into ``offered`` of the invoice the caller picked, or None if unclear.
+
+    ``by_position=False`` before the list was read: "the last one" means nothing yet.
+    """
+    cues: list[set[int]] = []
+    text = _strip_slash_date(text, offered, cues)
+    tokens = _strip_date(tokenize(text), offered, cues)
+    if by_position:
+        cues.append(_by_position(tokens, entities, len(offered)))
     rest = " ".join(tokens)
     cues.append(_by_number(rest, offered))
-    if not any(token in NUMBER_WORDS for token in tokens):
-        cues.append(_by_amount(rest, offered))
+    cues.append(_by_amount(rest, offered))
     agreed: set[int] | None = None
     for cue in cues:
         if cue:
@@ -47,6 +66,22 @@ def choose_invoice(
     if agreed is not None and len(agreed) == 1:
         return next(iter(agreed))
     return None
+
+
+def _strip_slash_date(text: str, offered: Sequence[InvoiceView], cues: list[set[int]]) -> str:
+    """ "3/14" as month/day (North American order)."""
+    match = _SLASH_DATE.search(text)
+    if match is None:
+        return text
+    month, day = int(match.group(1)), int(match.group(2))
+    cues.append(
+        {
+            k
+            for k, inv in enumerate(offered)
+            if (inv.issued_on.month, inv.issued_on.day) == (month, day)
+        }
+    )
+    return text[: match.start()] + " " + text[match.end() :]
 
 
 def _strip_date(
@@ -99,39 +134,58 @@ def _day_at(tokens: list[str], j: int, backwards: bool = False) -> tuple[int, li
 
 
 def _by_position(tokens: list[str], entities: Sequence[Entity], count: int) -> set[int]:
-    words = set(tokens)
     found: set[int] = set()
-    if words & LAST_WORDS:
-        found.add(count - 1)
-    if words & FIRST_WORDS or "most recent" in " ".join(tokens):
-        found.add(0)
     for k, token in enumerate(tokens):
+        nxt = tokens[k + 1] if k + 1 < len(tokens) else ""
+        if token in LAST_WORDS and not (token == "last" and nxt in TIME_WORDS):
+            found.add(count - 1)
+        elif token in FIRST_WORDS:
+            found.add(0)
         n = ordinal_value(token)
-        if n is None and token in NUMBER_WORDS and k + 1 < len(tokens):
-            runs = word_groups(tokens[k + 1 : k + 2])
-            n = runs[0][0] if runs and not tokens[k + 1].isdigit() else None
+        if n is None and token in POSITION_WORDS:
+            n = _position_after(tokens[k + 1 :])
         if n is not None and 1 <= n <= count:
             found.add(n - 1)
     for entity in entities:
-        if entity.name == "ordinal":
-            n = ordinal_value(entity.value.lower())
-            if entity.value.lower() in LAST_WORDS:
-                found.add(count - 1)
-            elif n is not None and 1 <= n <= count:
-                found.add(n - 1)
+        if entity.name != "ordinal":
+            continue
+        value = entity.value.lower()
+        n = ordinal_value(value)
+        if value in LAST_WORDS:
+            found.add(count - 1)
+        elif value in FIRST_WORDS:
+            found.add(0)
+        elif n is not None and 1 <= n <= count:
+            found.add(n - 1)
     return found
 
 
+def _position_after(tokens: list[str]) -> int | None:
+    """ "two" / "2" / "one" right after "number": a single small number, not "two zero five"."""
+    if not tokens:
+        return None
+    if tokens[0].isdigit():
+        return int(tokens[0])
+    if tokens[0] == "one" and (len(tokens) == 1 or tokens[1] not in UNITS):
+        return 1
+    runs = word_groups(tokens)
+    if runs and len(runs[0]) == 1 and (tokens[0] in UNITS or tokens[0] in TEENS):
+        return runs[0][0]
+    return None
+
+
 def _by_amount(text: str, offered: Sequence[InvoiceView]) -> set[int]:
-    """Exact amount, or the whole dollars of an amount of $10 or more ("the four twelve one")."""
+    """Exact amounts first; else whole dollars of amounts of $10 or more ("eighty nine")."""
     said = amounts_said(text)
-    matches: set[int] = set()
+    exact: set[int] = set()
+    dollars_only: set[int] = set()
     for k, inv in enumerate(offered):
         amount = Decimal(inv.balance_cents) / 100
-        dollars = amount.to_integral_value(rounding=ROUND_FLOOR)
-        if amount in said or (amount >= 10 and dollars in said):
-            matches.add(k)
-    return matches
+        if amount in said:
+            exact.add(k)
+        elif amount >= 10 and amount.to_integral_value(rounding=ROUND_FLOOR) in said:
+            dollars_only.add(k)
+    return exact or dollars_only
 
 
 def _by_number(text: str, offered: Sequence[InvoiceView]) -> set[int]:

@@ -7,7 +7,6 @@ escalated and the call record is kept.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import date
@@ -79,7 +78,6 @@ class ConversationSession:
         self.gateway = gateway
         self.summary = CallSummary()
         self._said: list[str] = []
-        self._seq = 0
         region = config.agent.default_region
         skill = config.payment_collection
         self.call = Call.create(channel=channel, caller_id=caller_id or "anonymous")
@@ -243,14 +241,7 @@ class ConversationSession:
         return Turn(" ".join(self._said), Step.ENDED.value)
 
     def _record(self, type_: str, data: dict[str, Any]) -> None:
-        self._seq += 1
-        CallEvent.create(
-            call=self.call,
-            seq=self._seq,
-            at=utcnow(),
-            type=type_,
-            data=json.dumps(data, default=str),
-        )
+        CallEvent.append(self.call, type_, data)
 
     @property
     def _locale(self) -> str:

@@ -1,0 +1,182 @@
+"""``voice-agent``: parse the command line, load config, build, run. Errors end here.
+
+Every subcommand takes ``--config FILE`` (default: ``$VOICE_AGENT_CONFIG``, else
+``config/agent.toml``). User mistakes exit 2 with ``FILE:LINE: message`` lines and
+no traceback; other failures exit 1 with one clear line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent import __version__
+from agent.billing.db import open_database
+from agent.billing.demo import seed_demo
+from agent.billing.importer import import_customers, import_invoices
+from agent.billing.queries import is_empty
+from agent.chat import run_chat
+from agent.config import Config, load_config, resolve_config_path
+from agent.errors import AgentError, ProblemsError
+from agent.nlu.server import ManagedNluServer, serve_foreground, train
+from agent.service import run_service
+
+EXIT_USER_ERROR = 2
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _dispatch(args)
+    except ProblemsError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USER_ERROR
+    except AgentError as err:
+        print(f"voice-agent: error: {err.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    handler: Handler = args.handler
+    if handler is _config_check:  # `config check FILE` names its own file
+        config = load_config(*resolve_config_path(args.file or args.config))
+    else:
+        config = load_config(*resolve_config_path(args.config))
+    return handler(args, config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="config file (default: "
+                        "$VOICE_AGENT_CONFIG, else config/agent.toml)")  # fmt: skip
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(
+        prog="voice-agent", parents=[common],
+        description="On-premises phone voice agent: payment collection by text-message link.",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"voice-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help_: str, parent: Any = sub) -> Any:
+        p = parent.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(handler=handler)
+        return p
+
+    run = command("run", _run, "run the agent service until SIGTERM/SIGINT")
+    del run
+    chat = command("chat", _chat, "hold the payment conversation over text (stdin/stdout)")
+    chat.add_argument("--caller", required=True, help="caller ID, e.g. +14165550123, or anonymous")
+    chat.add_argument("--json", action="store_true", help="one JSON object per agent turn")
+
+    config_cmd = sub.add_parser("config", help="configuration commands").add_subparsers(
+        dest="config_command", required=True, metavar="ACTION"
+    )
+    check = command("check", _config_check, "validate a config file", config_cmd)
+    check.add_argument("file", nargs="?", help="file to check (default: as --config)")
+
+    imp = sub.add_parser("import", help="import customers or invoices from CSV").add_subparsers(
+        dest="import_command", required=True, metavar="WHAT"
+    )
+    for what in ("customers", "invoices"):
+        p = command(what, _import, f"import {what} from a CSV file (all or nothing)", imp)
+        p.add_argument("file", type=Path, help="CSV file")
+        p.set_defaults(what=what)
+
+    db = sub.add_parser("db", help="database commands").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION"
+    )
+    seed = command("seed-demo", _seed_demo, "load the demo company's customers and invoices", db)
+    seed.add_argument("--if-empty", action="store_true", help="only into an empty database")
+    command("init", _db_init, "create the database tables if missing", db)
+
+    nlu = sub.add_parser("nlu", help="NLU model and server").add_subparsers(
+        dest="nlu_command", required=True, metavar="ACTION"
+    )
+    train = command("train", _nlu_train, "train the NLU model if the training data changed", nlu)
+    train.add_argument("--force", action="store_true", help="retrain even if up to date")
+    command("serve", _nlu_serve, "run the Rasa NLU server in the foreground", nlu)
+    return parser
+
+
+# --- handlers: each loads what it needs, then hands over to the logic ------------
+
+
+def _config_check(args: argparse.Namespace, config: Config) -> int:
+    print(config.summary())
+    return 0
+
+
+def _open_db(config: Config) -> None:
+    open_database(config.database.url)
+
+
+def _db_init(args: argparse.Namespace, config: Config) -> int:
+    _open_db(config)
+    print(f"database ready: {config.summary().rsplit('database ', 1)[-1]}")
+    return 0
+
+
+def _import(args: argparse.Namespace, config: Config) -> int:
+    _open_db(config)
+    if args.what == "customers":
+        result = import_customers(args.file, config.agent.default_region)
+    else:
+        result = import_invoices(args.file)
+    print(f"{args.file}: {result.summary()}")
+    return 0
+
+
+def _seed_demo(args: argparse.Namespace, config: Config) -> int:
+    _open_db(config)
+    if args.if_empty and not is_empty():
+        print("database already has customers; demo data not loaded")
+        return 0
+    today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
+    print(seed_demo(config.agent.default_region, today))
+    return 0
+
+
+def _nlu_train(args: argparse.Namespace, config: Config) -> int:
+    print(train(config.nlu, force=args.force))
+    return 0
+
+
+def _nlu_serve(args: argparse.Namespace, config: Config) -> int:
+    serve_foreground(config.nlu)
+    return 0
+
+
+def _chat(args: argparse.Namespace, config: Config) -> int:
+    _open_db(config)
+    if not config.nlu.manage:
+        return run_chat(config, args.caller, args.json)
+    with ManagedNluServer(config.nlu):
+        return run_chat(config, args.caller, args.json)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    _open_db(config)
+    return run_service(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
