@@ -65,14 +65,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="FILE", help="config file (default: "
-                        "$VOICE_AGENT_CONFIG, else config/agent.toml)")  # fmt: skip
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser = argparse.ArgumentParser(
-        prog="voice-agent", parents=[common],
+        prog="voice-agent",
         description="On-premises phone voice agent: payment collection by text-message link.",
-    )  # fmt: skip
+    )
+    _add_common(parser, None)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, argparse.SUPPRESS)  # so `voice-agent --config X chat` keeps X
     parser.add_argument("--version", action="version", version=f"voice-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -115,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="retrain even if up to date")
     command("serve", _nlu_serve, "run the Rasa NLU server in the foreground", nlu)
     return parser
+
+
+def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
+    """--config and -v, accepted before or after the subcommand."""
+    parser.add_argument(
+        "--config", metavar="FILE", default=default,
+        help="config file (default: $VOICE_AGENT_CONFIG, else config/agent.toml)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        default=False if default is None else default, help="debug logging",
+    )  # fmt: skip
 
 
 # --- handlers: each loads what it needs, then hands over to the logic ------------

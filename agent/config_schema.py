@@ -382,7 +382,7 @@ class Config:
     """The file this came from; None for the embedded defaults. Not part of equality."""
 
     def summary(self) -> str:
-        """One line for humans, e.g. the output of ``voice-agent check-config``."""
+        """One line for humans, e.g. the output of ``voice-agent config check``."""
         where = str(self.source) if self.source is not None else "embedded defaults"
         skill = self.payment_collection
         count = skill.max_invoices_read

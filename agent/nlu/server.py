@@ -54,9 +54,11 @@ def rasa_binary(settings: NluSettings) -> Path:
     return rasa
 
 
-def rasa_env() -> dict[str, str]:
+def rasa_env(settings: NluSettings) -> dict[str, str]:
+    """Rasa's environment: no telemetry, no downloads, its cache beside the models."""
     env = dict(os.environ)
     env.update(
+        RASA_CACHE_DIRECTORY=str(Path(settings.model_dir).resolve().parent / "rasa-cache"),
         RASA_TELEMETRY_ENABLED="false",
         HF_HUB_OFFLINE="1",
         TF_CPP_MIN_LOG_LEVEL="2",
@@ -83,7 +85,7 @@ def train(settings: NluSettings, data_dir: Path = NLU_DATA_DIR, force: bool = Fa
             "--out", scratch,
             "--fixed-model-name", target.name.removesuffix(".tar.gz"),
         ]  # fmt: skip
-        done = subprocess.run(command, env=rasa_env(), check=False, stdout=sys.stderr)
+        done = subprocess.run(command, env=rasa_env(settings), check=False, stdout=sys.stderr)
         built = Path(scratch) / target.name
         if done.returncode != 0 or not built.is_file():
             raise NluSetupError(f"rasa train nlu failed (exit {done.returncode})")
@@ -107,7 +109,7 @@ def serve_foreground(settings: NluSettings) -> None:
     """``voice-agent nlu serve``: become the Rasa server (what systemd runs)."""
     model = train(settings)
     command = serve_command(settings, model)
-    os.execve(command[0], command, rasa_env())
+    os.execve(command[0], command, rasa_env(settings))
 
 
 class ManagedNluServer:
@@ -141,7 +143,7 @@ class ManagedNluServer:
         print(f"Starting the NLU server at {self.settings.url} ...", file=sys.stderr, flush=True)
         with self.log_path.open("ab") as out:
             self._process = subprocess.Popen(
-                command, env=rasa_env(), stdout=out, stderr=subprocess.STDOUT,
+                command, env=rasa_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
         self._wait_until_up()

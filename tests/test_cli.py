@@ -1,0 +1,113 @@
+"""The admin's command line: exit codes and messages as an admin sees them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.billing.db import close_database, open_database
+from agent.billing.models import Customer, Invoice
+from tests.conftest import voice_agent, write_config
+
+
+def config_for(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "agent.toml", "http://127.0.0.1:9", tmp_path / "agent.db")
+
+
+def test_config_check_ok_prints_one_line(tmp_path: Path) -> None:
+    done = voice_agent(config_for(tmp_path), "config", "check")
+
+    assert done.returncode == 0
+    assert done.stdout.count("\n") == 1 and ": OK" in done.stdout
+
+
+def test_config_check_reports_file_and_line_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[agent]\ncompnay_name = "X"\n\n[nlu]\ntimeout_seconds = "soon"\n')
+
+    done = voice_agent(config_for(tmp_path), "config", "check", str(bad))
+
+    assert done.returncode == 2
+    assert f"{bad}:2: agent.compnay_name: unknown key; did you mean 'company_name'?" in done.stderr
+    assert f"{bad}:5: nlu.timeout_seconds:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_shipped_config_is_valid() -> None:
+    done = voice_agent(Path("config/agent.toml"), "config", "check")
+
+    assert done.returncode == 0, done.stderr
+
+
+def test_missing_named_config_is_an_error(tmp_path: Path) -> None:
+    done = voice_agent(tmp_path / "nope.toml", "config", "check")
+
+    assert done.returncode == 2
+    assert "nope.toml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_import_all_or_nothing_lists_every_bad_row(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    customers = tmp_path / "customers.csv"
+    customers.write_text(
+        "customer_id,name,phone,phone_kind\n"
+        "C1,Ann Smith,416-555-0101,mobile\n"
+        "C2,Bob Jones,not a phone,mobile\n"
+        "C3,Cy Young,+1 604 555 0199,pager\n"
+    )
+
+    done = voice_agent(config, "import", "customers", str(customers))
+
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"{customers}:3", f"{customers}:4"]
+    assert "Traceback" not in done.stderr
+    open_database(f"sqlite:///{tmp_path / 'agent.db'}")
+    try:
+        assert Customer.select().count() == 0  # the good first row was not written either
+    finally:
+        close_database()
+
+
+def test_import_then_reimport_updates(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,name,phone,phone_kind\nC1,Ann Smith,416-555-0101,mobile\n")
+    invoices = tmp_path / "invoices.csv"
+    invoices.write_text(
+        "invoice_number,customer_id,issued_on,due_on,total,balance,currency,status\n"
+        "A-100,C1,2026-03-03,2026-03-17,285.00,285.00,USD,open\n"
+    )
+    assert voice_agent(config, "import", "customers", str(customers)).returncode == 0
+    assert voice_agent(config, "import", "invoices", str(invoices)).returncode == 0
+    invoices.write_text(invoices.read_text().replace("285.00,USD,open", "0,USD,paid"))
+
+    done = voice_agent(config, "import", "invoices", str(invoices))
+
+    assert done.returncode == 0, done.stderr
+    open_database(f"sqlite:///{tmp_path / 'agent.db'}")
+    try:
+        invoice = Invoice.get(Invoice.number == "A-100")
+        assert (invoice.status, invoice.balance_cents, invoice.total_cents) == ("paid", 0, 28500)
+        assert Invoice.select().count() == 1
+    finally:
+        close_database()
+
+
+def test_seed_demo_if_empty_leaves_existing_data_alone(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    first = voice_agent(config, "db", "seed-demo", "--if-empty")
+    second = voice_agent(config, "db", "seed-demo", "--if-empty")
+
+    assert first.returncode == 0 and "demo data" in first.stdout
+    assert second.returncode == 0 and "not loaded" in second.stdout
+
+
+def test_chat_with_no_nlu_server_escalates_instead_of_crashing(tmp_path: Path) -> None:
+    config = config_for(tmp_path)  # nothing listens on port 9; manage = false
+    assert voice_agent(config, "db", "seed-demo").returncode == 0
+
+    done = voice_agent(config, "chat", "--caller", "+14165550123", stdin="I want to pay\n")
+
+    assert done.returncode == 0
+    assert "agent: Let me transfer you" in done.stdout
+    assert "-- call ended: escalated (escalation_reason nlu-unavailable)" in done.stdout
