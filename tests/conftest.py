@@ -149,7 +149,9 @@ class LiveChat:
     def _read(self) -> dict[str, Any]:
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        assert line, "voice-agent chat ended without answering"
+        if not line:
+            assert self.process.stderr is not None
+            raise AssertionError(f"voice-agent chat ended early:\n{self.process.stderr.read()}")
         record: dict[str, Any] = json.loads(line)
         return record
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from pathlib import Path
 
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Customer, Invoice
-from tests.conftest import voice_agent, write_config
+from tests.conftest import VOICE_AGENT, voice_agent, write_config
 
 
 def config_for(tmp_path: Path) -> Path:
@@ -111,3 +113,25 @@ def test_chat_with_no_nlu_server_escalates_instead_of_crashing(tmp_path: Path) -
     assert done.returncode == 0
     assert "agent: Let me transfer you" in done.stdout
     assert "-- call ended: escalated (escalation_reason nlu-unavailable)" in done.stdout
+
+
+def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str) -> None:
+    config = write_config(tmp_path / "agent.toml", nlu_url, tmp_path / "agent.db")
+    service = subprocess.Popen(
+        [VOICE_AGENT, "--config", str(config), "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert service.stdout is not None
+    banner = service.stdout.readline()
+    service.send_signal(signal.SIGTERM)
+
+    assert service.wait(timeout=30) == 0
+    assert "voice-agent running" in banner
+
+
+def test_run_without_nlu_and_manage_off_says_how_to_fix(tmp_path: Path) -> None:
+    done = voice_agent(config_for(tmp_path), "run")
+
+    assert done.returncode == 1
+    assert "no NLU server answers at http://127.0.0.1:9" in done.stderr
+    assert "voice-agent nlu serve" in done.stderr and "Traceback" not in done.stderr

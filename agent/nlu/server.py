@@ -90,6 +90,9 @@ def train(settings: NluSettings, data_dir: Path = NLU_DATA_DIR, force: bool = Fa
         if done.returncode != 0 or not built.is_file():
             raise NluSetupError(f"rasa train nlu failed (exit {done.returncode})")
         os.replace(built, target)
+    for stale in target.parent.glob("nlu-*.tar.gz"):  # models of older training data
+        if stale != target:
+            stale.unlink()
     print(f"NLU model ready: {target}", file=sys.stderr, flush=True)
     return target
 
