@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.billing.models import Call, SmsMessage, utcnow
-from agent.sms.gateway import SmsGateway
+from agent.sms.gateway import SendResult, SmsGateway
 
 
 def render_payment_text(
@@ -22,8 +22,14 @@ def queue_message(
 
 
 def attempt_delivery(message: SmsMessage, gateway: SmsGateway) -> bool:
-    """One send attempt; the row records the result. True if the gateway accepted it."""
-    result = gateway.send(message.to_number, message.body)
+    """One send attempt; the row records the result. True if the gateway accepted it.
+
+    A gateway that raises is a failed attempt like any other: the message stays queued.
+    """
+    try:
+        result = gateway.send(message.to_number, message.body)
+    except Exception as err:  # a driver bug or outage must not lose the message
+        result = SendResult(accepted=False, error=f"gateway error: {err!r}")
     message.attempts += 1
     message.updated_at = utcnow()
     if result.accepted:
