@@ -63,6 +63,7 @@ def rasa_env(settings: NluSettings) -> dict[str, str]:
         HF_HUB_OFFLINE="1",
         TF_CPP_MIN_LOG_LEVEL="2",
         SQLALCHEMY_SILENCE_UBER_WARNING="1",
+        PYTHONWARNINGS="ignore::DeprecationWarning,ignore::PendingDeprecationWarning",
     )
     return env
 
