@@ -45,6 +45,7 @@ from agent.config_schema import (
     TwilioSettings,
 )
 from agent.errors import ConfigError, Problem
+from agent.urls import redact as redact_url
 
 __all__ = [
     "CONFIG_ENV_VAR",
@@ -371,7 +372,8 @@ class _Validator(ProblemLog):
         scheme, separator, rest = settings.url.partition("://")
         if not separator or scheme.lower() not in _DATABASE_SCHEMES:
             schemes = ", ".join(f"{s}://" for s in _DATABASE_SCHEMES)
-            self.report(path, f"{show(settings.url)} is not a database URL; use {schemes}")
+            shown = show(redact_url(settings.url))
+            self.report(path, f"{shown} is not a database URL; use {schemes}")
         elif scheme.lower() == "sqlite" and len(rest) < 2:
             self.report(path, "a sqlite URL needs a file, e.g. sqlite:///var/voice-agent.db")
         return settings

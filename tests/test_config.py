@@ -465,3 +465,14 @@ def test_windows_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "agent.toml"
     path.write_bytes(b'\xef\xbb\xbf[agent]\r\ncompany_name = "A"\r\ncompnay = 1\r\n')
     assert problems(path) == [f"{path}:3: agent.compnay: unknown key; did you mean 'company_name'?"]
+
+
+def test_mistyped_database_url_does_not_print_the_password(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[database]\nurl = "postgressql://agent:Hunter2@db/agent"\n')
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    message = str(caught.value)
+    assert f"{path}:2: database.url:" in message and "Hunter2" not in message

@@ -7,7 +7,6 @@ or ``postgresql://user:pass@host/agent`` — the same code runs on either; nothi
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,18 +16,13 @@ from playhouse import db_url
 
 from agent.billing.models import ALL_MODELS, database_proxy
 from agent.errors import DatabaseError
+from agent.urls import redact
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",  # readers (web page) never block the writer (call)
     "foreign_keys": 1,
     "busy_timeout": 5000,  # ms to wait for another writer instead of failing at once
 }
-_CREDENTIALS = re.compile(r"//([^/@:]*):[^/@]*@")
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced: ``postgresql://agent:***@db/agent``."""
-    return _CREDENTIALS.sub(r"//\1:***@", url)
 
 
 def open_database(url: str) -> pw.Database:
@@ -44,7 +38,9 @@ def open_database(url: str) -> pw.Database:
         if "sqlite" in scheme:
             _make_parent_directory(url)
             options["pragmas"] = SQLITE_PRAGMAS
-        database = db_url.connect(url, **options)
+        # A password holding "@", "/", ":" or "#" must be percent-encoded in a URL, so
+        # decode it (as libpq and SQLAlchemy do); playhouse.db_url does not by default.
+        database = db_url.connect(url, unquote_password=True, unquote_user=True, **options)
         database.connect(reuse_if_open=True)
         database_proxy.initialize(database)
         database.create_tables(ALL_MODELS, safe=True)
@@ -52,7 +48,8 @@ def open_database(url: str) -> pw.Database:
         database_proxy.initialize(None)
         if database is not None:
             database.close()
-        message = f"cannot open database {redact(url)}: {redact(str(err))}"
+        reason = " ".join(redact(str(err)).split())  # libpq's messages end in "\n"
+        message = f"cannot open database {redact(url)}: {reason}"
         raise DatabaseError(message) from err
     return database
 
