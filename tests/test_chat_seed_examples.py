@@ -26,6 +26,8 @@ def test_homeowner_pays_the_285_hvac_invoice(demo: Demo) -> None:
     assert call.final["sms_to"] == DEMO_NUMBERS["one_invoice"]
     assert "I see one open invoice, for two hundred eighty-five dollars" in call.turns[1]["say"]
     assert "ending in zero one two three" in call.turns[2]["say"]
+    # the default "log" driver delivers nothing, so the caller is not told it was sent
+    assert "queued a text message" in call.turns[2]["say"]
     with demo.database():
         link = link_for(call.final["link_url"])
         assert link.invoice.number == call.final["invoice"] == "INV-1042"

@@ -284,12 +284,23 @@ def test_one_invoice_yes_sends_the_link(yes: Utterance) -> None:
     assert state.step is Step.SENDING
 
 
+def test_link_not_yet_accepted_by_the_gateway_is_not_called_sent() -> None:
+    _, turns = talk(verified(ONE, last4="0123"), PAY, YES, LinkSent("INV-1001", delivered=False))
+    said = turns[-1][0]
+    assert isinstance(said, Say)
+    assert said.text.startswith(
+        "I've prepared a secure payment link and queued a text message to your phone number "
+        "ending in zero one two three. It may take a few minutes to arrive."
+    )
+    assert "Done" not in said.text and turns[-1][-1] == End(Outcome.LINK_SENT)
+
+
 def test_link_sent_reads_last_four_digits_and_ends_link_sent() -> None:
     state, turns = talk(verified(ONE, last4="0123"), PAY, YES, LinkSent("INV-1001"))
     assert turns[-1] == [
         Say(
             "Done. I've texted a secure payment link to your phone number ending in "
-            "zero one two three. You can pay on your phone right away, and you don't need "
+            "zero one two three. You can pay on your phone, and you don't need "
             "to stay on the line. The link works for seventy-two hours. "
             "Thanks for calling Maple Leaf Home Services. Goodbye."
         ),

@@ -72,7 +72,7 @@ class PaymentPolicy:
         if isinstance(event, NluFailed):
             return self._escalate(state, "nlu-unavailable")
         if isinstance(event, LinkSent):
-            return self._link_sent(state)
+            return self._link_sent(state, event.delivered)
         if isinstance(event, LinkFailed):
             return self._escalate(state, "internal-error")
         return self._hear(state, event)
@@ -198,8 +198,9 @@ class PaymentPolicy:
             return state, [_disclosed(disclosed), chosen, *actions]
         return state, [chosen, *actions]
 
-    def _link_sent(self, state: DialogState) -> Result:
-        text = self.prompts.link_sent(state.caller.phone_last4, self.settings.link_lifetime_hours)
+    def _link_sent(self, state: DialogState, delivered: bool) -> Result:
+        hours = self.settings.link_lifetime_hours
+        text = self.prompts.link_sent(state.caller.phone_last4, hours, delivered)
         return self._end(state, text, Outcome.LINK_SENT)
 
     def _miss(self, state: DialogState, reprompt: Callable[[int], str]) -> Result:

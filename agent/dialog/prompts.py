@@ -87,18 +87,23 @@ class Prompts:
             "to your phone by text message? Please say yes, or no."
         )
 
-    def link_sent(self, last4: str | None, lifetime_hours: float) -> str:
+    def link_sent(self, last4: str | None, lifetime_hours: float, delivered: bool = True) -> str:
         hours = speech.say_cardinal(round(lifetime_hours))
         where = (
             f"your phone number ending in {speech.say_digits(last4)}"
             if last4
             else "the mobile number we have on file"
         )
+        if delivered:
+            sent = f"Done. I've texted a secure payment link to {where}. "
+        else:  # queued in the outbox; the gateway has not taken it yet
+            sent = (
+                f"I've prepared a secure payment link and queued a text message to {where}. "
+                "It may take a few minutes to arrive. "
+            )
         return (
-            f"Done. I've texted a secure payment link to {where}. "
-            "You can pay on your phone right away, "
-            f"and you don't need to stay on the line. The link works for {hours} hours. "
-            f"Thanks for calling {self.company}. Goodbye."
+            f"{sent}You can pay on your phone, and you don't need to stay on the line. "
+            f"The link works for {hours} hours. Thanks for calling {self.company}. Goodbye."
         )
 
     def no_invoices(self) -> str:

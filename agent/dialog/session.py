@@ -206,7 +206,7 @@ class ConversationSession:
         self.summary.invoice = invoice.number
         self.summary.sms_to = message.to_number
         self.summary.link_url = issued.url
-        return LinkSent(invoice.number)
+        return LinkSent(invoice.number, delivered=accepted)
 
     def _escalate(self, reason: str) -> None:
         route = self.config.escalation.route(reason)

@@ -106,9 +106,14 @@ class NluFailed:
 
 @dataclass(frozen=True)
 class LinkSent:
-    """The session created the link and queued the text to the number on file."""
+    """The session created the link and queued the text to the number on file.
+
+    ``delivered`` says whether the SMS gateway accepted it already; if not, the
+    message waits in the outbox and the caller is told it may take a while.
+    """
 
     invoice_number: str
+    delivered: bool = True
 
 
 @dataclass(frozen=True)
