@@ -285,8 +285,8 @@ class SipSettings:
     transport: Literal["udp", "tcp", "tls"] = "udp"
     """SIP transport."""
 
-    max_calls: int = field(default=4, metadata=between(1, 64))
-    """Concurrent calls; more are refused with busy."""
+    max_calls: int = field(default=4, metadata=between(1, 31))
+    """Concurrent calls; more are refused with busy (pjsua handles at most 32 at once)."""
 
     mode: Literal["ip", "register"] = "ip"
     """``ip``: accept calls from ``allowed_networks``; ``register``: register to a registrar."""

@@ -1,0 +1,8 @@
+"""The SIP edge: the only package that imports pjsua2.
+
+- ``events``: typed events the pjsua2 thread hands to asyncio;
+- ``policy``: pure decisions on an incoming INVITE (source network, busy, caller ID, verstat);
+- ``frames``: fast copies between pjsua2 frame buffers and ``bytes``;
+- ``media``: per-call audio buffers and the conference-bridge port that feeds them;
+- ``endpoint``: ``SipEndpoint``, the one thread that makes every pjsua2 call.
+"""

@@ -1,0 +1,370 @@
+"""``SipEndpoint``: one dedicated thread makes every pjsua2 call; asyncio talks to it.
+
+State between the two sides, kept deliberately small:
+
+- asyncio -> pjsua2 thread: ``_commands`` (a ``queue.Queue`` of functions + futures),
+  drained between ``libHandleEvents(10)`` calls;
+- pjsua2 thread -> asyncio: ``events`` (an ``asyncio.Queue`` of ``SipEvent``), fed only
+  with ``loop.call_soon_threadsafe(events.put_nowait, event)``;
+- per call, ``CallAudio`` (see ``agent.sip.media``), shared with the bridge clock thread;
+- ``_calls``/``_ports`` live on the pjsua2 thread only; ``_audio`` is written there and
+  read from asyncio (dict reads/writes are atomic under the GIL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pjsua2 as pj
+
+from agent.audio.format import FRAME_MS, SAMPLE_RATE
+from agent.config_schema import SipSettings
+from agent.errors import AgentError
+from agent.sip.events import CallAnswered, CallEnded, DtmfDigit, IncomingCall, SipEvent
+from agent.sip.media import CallAudio, CallAudioPort
+from agent.sip.policy import caller_identity, check_incoming, host_of
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CODEC_PRIORITIES = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253}
+"""Codecs offered/accepted, best first; every other codec is disabled (priority 0)."""
+
+PJSUA_MAX_CALLS = 32
+"""pjsua's compile-time call limit: ``uaConfig.maxCalls`` above it fails ``libInit``."""
+
+_POLL_MS = 10
+_TEARDOWN_SECONDS = 2.0
+
+
+class SipSetupError(AgentError):
+    """The SIP endpoint could not start (bad address, port in use, unsupported mode)."""
+
+    code = "sip-setup"
+
+
+class SipEndpoint:
+    """The agent's SIP user agent. ``await start()``, read ``events``, ``await stop()``."""
+
+    def __init__(self, settings: SipSettings, *, region: str = "US") -> None:
+        if settings.mode != "ip":
+            raise SipSetupError("[sip] mode = 'register' is not supported yet")
+        if settings.transport == "tls":
+            raise SipSetupError("[sip] transport = 'tls' is not supported yet")
+        self.settings = settings
+        self.region = region
+        self.events: asyncio.Queue[SipEvent] = asyncio.Queue()
+        self.bound_port = 0
+        """The SIP port actually bound (useful with ``port = 0``)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._commands: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
+        self._commands = queue.Queue()
+        self._running = False
+        self._audio: dict[int, CallAudio] = {}
+        self.refused_calls = 0
+        """INVITEs refused by the policy (403/486) since start."""
+        # pjsua2 thread only:
+        self._ep: Any = None
+        self._account: Any = None
+        self._calls: dict[int, _Call] = {}
+        self._ports: dict[int, CallAudioPort] = {}
+        self._announced: set[int] = set()
+        self._finished: list[int] = []
+
+    # --- asyncio API --------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the pjsua2 thread, bind the transport, and wait until calls can arrive."""
+        self._loop = asyncio.get_running_loop()
+        ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="pjsua2", daemon=True)
+        self._running = True
+        self._thread.start()
+        self.bound_port = await asyncio.wrap_future(ready)
+        log.info(
+            "SIP listening on %s:%d/%s",
+            self.settings.listen_address,
+            self.bound_port,
+            self.settings.transport,
+        )
+
+    async def stop(self) -> None:
+        """Hang up every call, delete pjsua2 objects, ``libDestroy``, join the thread."""
+        if self._thread is None:
+            return
+        self._running = False
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def audio(self, call_id: int) -> CallAudio:
+        """The audio buffers of a call (valid from ``IncomingCall`` to ``CallEnded``)."""
+        return self._audio[call_id]
+
+    async def answer(self, call_id: int) -> None:
+        """Answer a ringing call with 200 OK."""
+        await self._submit(lambda: self._call(call_id).answer(_op(200)))
+
+    async def hangup(self, call_id: int, status: int = 603) -> None:
+        """Hang up (BYE when connected; ``status`` is the final answer while ringing)."""
+        await self._submit(lambda: self._call(call_id).hangup(_op(status)))
+
+    async def transfer(self, call_id: int, target: str) -> None:
+        """Blind transfer (REFER) to a SIP URI; the outcome arrives as the call ending."""
+        await self._submit(lambda: self._call(call_id).xfer(target, _op(0)))
+
+    @property
+    def active_calls(self) -> int:
+        """Calls announced to asyncio and not yet ended."""
+        return len(self._audio)
+
+    # --- plumbing -----------------------------------------------------------------------
+    async def _submit(self, fn: Callable[[], T]) -> T:
+        if not self._running:
+            raise SipSetupError("the SIP endpoint is not running")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._commands.put((fn, future))
+        return await asyncio.wrap_future(future)
+
+    def _emit(self, event: SipEvent) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self.events.put_nowait, event)
+
+    def _call(self, call_id: int) -> _Call:
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise SipSetupError(f"no call {call_id}") from None
+
+    # --- pjsua2 thread ------------------------------------------------------------------
+    def _run(self, ready: concurrent.futures.Future[int]) -> None:
+        try:
+            port = self._setup()
+        except Exception as err:  # any failure to start is reported to start()'s caller
+            self._destroy()
+            ready.set_exception(SipSetupError(f"SIP endpoint did not start: {err}"))
+            return
+        ready.set_result(port)
+        try:
+            while self._running:
+                self._ep.libHandleEvents(_POLL_MS)
+                self._drain_commands()
+                self._reap()
+        finally:
+            self._teardown()
+
+    def _setup(self) -> int:
+        s = self.settings
+        self._ep = pj.Endpoint()
+        self._ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0  # we pump libHandleEvents ourselves
+        cfg.uaConfig.mainThreadOnly = False
+        # One spare slot so the INVITE above max_calls reaches us and is answered 486
+        # by our policy (and logged) instead of pjsua's silent refusal.
+        cfg.uaConfig.maxCalls = min(s.max_calls + 1, PJSUA_MAX_CALLS)
+        cfg.uaConfig.userAgent = "voice-agent"
+        cfg.medConfig.clockRate = SAMPLE_RATE
+        cfg.medConfig.sndClockRate = SAMPLE_RATE
+        cfg.medConfig.channelCount = 1
+        cfg.medConfig.audioFramePtime = FRAME_MS
+        cfg.medConfig.ptime = FRAME_MS
+        cfg.medConfig.noVad = True  # send RTP continuously, no silence suppression
+        cfg.medConfig.ecTailLen = 0  # no echo canceller: there is no local speaker
+        cfg.medConfig.threadCnt = 1  # RTP on pjmedia's own thread
+        cfg.logConfig.consoleLevel = 1
+        cfg.logConfig.level = 1
+        self._ep.libInit(cfg)
+        kind = pj.PJSIP_TRANSPORT_TCP if s.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
+        tcfg = pj.TransportConfig()
+        tcfg.boundAddress = s.listen_address
+        tcfg.publicAddress = s.listen_address
+        tcfg.port = s.port
+        tid = self._ep.transportCreate(kind, tcfg)
+        self._ep.libStart()
+        self._ep.audDevManager().setNullDev()
+        for codec in self._ep.codecEnum2():
+            self._ep.codecSetPriority(codec.codecId, CODEC_PRIORITIES.get(codec.codecId, 0))
+        bound = int(self._ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:agent@{s.listen_address}:{bound}"
+        acfg.sipConfig.transportId = tid
+        self._account = _Account(self)
+        self._account.create(acfg, True)
+        return bound
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                fn, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except Exception as err:  # handed back to the awaiting coroutine
+                future.set_exception(err)
+
+    def _reap(self) -> None:
+        """Delete pjsua2 objects of ended calls (never inside their own callbacks)."""
+        while self._finished:
+            call_id = self._finished.pop()
+            port = self._ports.pop(call_id, None)
+            if port is not None:
+                del port
+            self._calls.pop(call_id, None)
+
+    def _teardown(self) -> None:
+        if self._calls:
+            self._ep.hangupAllCalls()
+            deadline = time.monotonic() + _TEARDOWN_SECONDS
+            while self._calls and time.monotonic() < deadline:
+                self._ep.libHandleEvents(_POLL_MS)
+                self._reap()
+        for call_id in list(self._audio):
+            self._end(call_id, "shutdown")
+        self._reap()
+        self._ports.clear()
+        self._calls.clear()
+        self._drain_commands_failed()
+        self._destroy()
+
+    def _drain_commands_failed(self) -> None:
+        while True:
+            try:
+                _fn, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(SipSetupError("the SIP endpoint stopped"))
+
+    def _destroy(self) -> None:
+        if self._account is not None:
+            self._account.shutdown()
+            self._account = None
+        if self._ep is not None:
+            # Calls were hung up (BYEs sent and answered) in _teardown and nothing is
+            # registered, so skip pjsua's network wind-down: it sleeps ~1 s otherwise.
+            self._ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
+            self._ep = None
+
+    # --- pjsua2 callbacks (pjsua2 thread, except DTMF on the media thread) -------------
+    def on_incoming(self, prm: Any) -> None:
+        call = _Call(self, self._account, prm.callId)
+        call_id = int(prm.callId)
+        self._calls[call_id] = call
+        source = str(prm.rdata.srcAddress)
+        refusal = check_incoming(self.settings, source, self.active_calls)
+        if refusal is not None:
+            log.warning("refused INVITE from %s: %d %s", source, refusal.status, refusal.reason)
+            self.refused_calls += 1
+            call.answer(_op(refusal.status))
+            return
+        who = caller_identity(
+            str(prm.rdata.wholeMsg), self.region, require_verstat=self.settings.require_verstat
+        )
+        assert self._loop is not None
+        self._audio[call_id] = CallAudio(self._loop)
+        self._announced.add(call_id)
+        call.answer(_op(180))
+        self._emit(
+            IncomingCall(
+                call_id=call_id,
+                caller_id_raw=who.raw,
+                caller_e164=who.e164,
+                verstat=who.verstat,
+                caller_verified=who.verified,
+                remote_address=host_of(source),
+            )
+        )
+
+    def on_media_state(self, call: _Call) -> None:
+        call_id = call.getId()
+        audio = self._audio.get(call_id)
+        if audio is None:
+            return
+        info = call.getInfo()
+        for index, media in enumerate(info.media):
+            if media.type != pj.PJMEDIA_TYPE_AUDIO:
+                continue
+            if media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
+                continue
+            remote = call.getAudioMedia(index)
+            port = self._ports.get(call_id)
+            first = port is None
+            if port is None:
+                port = CallAudioPort(audio)
+                port.create(f"call{call_id}")
+                self._ports[call_id] = port
+            remote.startTransmit(port)
+            port.startTransmit(remote)
+            if first:
+                self._emit(CallAnswered(call_id))
+            return
+
+    def on_state(self, call: _Call) -> None:
+        info = call.getInfo()
+        if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
+            return
+        call_id = int(info.id)
+        self._end(call_id, f"{info.lastStatusCode} {info.lastReason}")
+        self._finished.append(call_id)
+
+    def on_dtmf(self, call_id: int, digit: str) -> None:
+        if call_id in self._announced:
+            self._emit(DtmfDigit(call_id, digit))
+
+    def _end(self, call_id: int, reason: str) -> None:
+        audio = self._audio.pop(call_id, None)
+        if audio is not None:
+            audio.close()
+        if call_id in self._announced:
+            self._announced.discard(call_id)
+            self._emit(CallEnded(call_id, reason))
+
+
+def _guarded(fn: Callable[..., None], *args: Any) -> None:
+    """Run a callback body; an exception must not unwind through pjsua2's C++ frames."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("SIP callback %s failed", fn.__name__)
+
+
+def _op(status: int) -> Any:
+    prm = pj.CallOpParam()
+    prm.statusCode = status
+    return prm
+
+
+class _Account(pj.Account):  # type: ignore[misc]
+    def __init__(self, owner: SipEndpoint) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def onIncomingCall(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
+        _guarded(self._owner.on_incoming, prm)
+
+
+class _Call(pj.Call):  # type: ignore[misc]
+    def __init__(self, owner: SipEndpoint, account: Any, call_id: int) -> None:
+        super().__init__(account, call_id)
+        self._owner = owner
+        self._id = int(call_id)
+
+    def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
+        _guarded(self._owner.on_state, self)
+
+    def onCallMediaState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
+        _guarded(self._owner.on_media_state, self)
+
+    def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
+        _guarded(self._owner.on_dtmf, self._id, str(prm.digit))

@@ -1,0 +1,49 @@
+"""Typed events handed from the pjsua2 thread to asyncio (one queue per endpoint)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """An INVITE passed the policy and is ringing (180); answer or hang up from asyncio."""
+
+    call_id: int
+    caller_id_raw: str | None
+    """The header value the caller ID came from (P-Asserted-Identity, else From)."""
+    caller_e164: str | None
+    """The caller's number as E.164; None when withheld, anonymous or unusable."""
+    verstat: str | None
+    """STIR/SHAKEN ``verstat`` parameter, e.g. ``TN-Validation-Passed``, when sent."""
+    caller_verified: bool
+    """Whether the caller ID may be trusted under ``[sip] require_verstat``."""
+    remote_address: str
+    """Source IP address of the INVITE."""
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    """The call is confirmed and its audio is flowing through ``SipEndpoint.audio()``."""
+
+    call_id: int
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """The call is over (either side hung up, or it failed)."""
+
+    call_id: int
+    reason: str
+    """SIP status and reason of the end, e.g. ``"200 Normal call clearing"``."""
+
+
+@dataclass(frozen=True)
+class DtmfDigit:
+    """A key the caller pressed (RFC 4733 or SIP INFO, as pjsua2 reports it)."""
+
+    call_id: int
+    digit: str
+
+
+SipEvent = IncomingCall | CallAnswered | CallEnded | DtmfDigit

@@ -1,0 +1,154 @@
+"""Per-call audio between the conference bridge (pjsua2 clock thread) and asyncio.
+
+``CallAudio`` holds two buffers and is the only thing both sides touch:
+
+- incoming: the bridge thread appends each 20 ms frame to a bounded deque (oldest dropped
+  and counted when the consumer falls behind); ``received()`` yields them on the loop;
+- outgoing: ``play()`` splits audio into frames on the loop; the bridge thread pops one
+  frame per tick, or sends silence (counted as an underrun) when nothing is queued.
+
+``deque.append``/``popleft`` are atomic under the GIL, so no lock is held on the bridge
+thread. ``CallAudioPort`` is the pjsua2 ``AudioMediaPort`` whose two callbacks do nothing
+but that copy; it is created, connected and deleted on the pjsua2 thread only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pjsua2 as pj
+
+from agent.audio.format import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
+from agent.sip.frames import bytes_to_vector, vector_to_bytes
+
+DEFAULT_INBOX_FRAMES = 250
+"""Incoming frames kept when the consumer lags (5 s); older ones are dropped."""
+
+_SILENCE = bytes(FRAME_BYTES)
+
+
+class CallAudio:
+    """The audio of one call, as seen from asyncio (and fed by the bridge thread)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, inbox_frames: int = DEFAULT_INBOX_FRAMES
+    ) -> None:
+        self._loop = loop
+        self._inbox: deque[bytes] = deque(maxlen=inbox_frames)
+        self._outbox: deque[bytes] = deque()
+        self._waiting = False
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.dropped_frames = 0
+        """Incoming frames dropped because ``received()`` fell behind."""
+        self.underruns = 0
+        """Frames the bridge asked for while nothing was queued (silence was sent)."""
+        self.frames_in = 0
+        """Incoming frames received from the bridge."""
+        self.frames_out = 0
+        """Queued frames handed to the bridge."""
+
+    # --- asyncio side -------------------------------------------------------------------
+    def play(self, pcm16: bytes) -> None:
+        """Queue 16 kHz mono int16 audio; the last partial frame is padded with silence."""
+        for start in range(0, len(pcm16), FRAME_BYTES):
+            frame = pcm16[start : start + FRAME_BYTES]
+            if len(frame) < FRAME_BYTES:
+                frame = frame + bytes(FRAME_BYTES - len(frame))
+            self._outbox.append(frame)
+
+    def clear(self) -> int:
+        """Barge-in: drop all queued outgoing audio; returns how many frames were dropped."""
+        dropped = 0
+        while self._outbox:
+            try:
+                self._outbox.popleft()
+            except IndexError:  # the bridge took the last one
+                break
+            dropped += 1
+        return dropped
+
+    @property
+    def playing(self) -> bool:
+        """Whether outgoing audio is still queued."""
+        return bool(self._outbox)
+
+    @property
+    def queued_seconds(self) -> float:
+        """Outgoing audio still queued (seconds)."""
+        return len(self._outbox) * FRAME_MS / 1000
+
+    async def received(self) -> AsyncIterator[bytes]:
+        """Incoming 640-byte frames in order, until the call's audio is closed."""
+        while True:
+            try:
+                yield self._inbox.popleft()
+                continue
+            except IndexError:
+                pass
+            if self._closed:
+                return
+            self._wake.clear()
+            self._waiting = True  # set before the re-check: a frame after it wakes us
+            if not self._inbox and not self._closed:
+                await self._wake.wait()
+            self._waiting = False
+
+    def close(self) -> None:
+        """End ``received()`` once the queued frames are consumed (thread-safe)."""
+        self._closed = True
+        self._signal()
+
+    # --- bridge side (conference clock thread) -----------------------------------------
+    def push_received(self, frame: bytes) -> None:
+        """Store one incoming frame; drop the oldest if the consumer is behind."""
+        if len(self._inbox) == self._inbox.maxlen:
+            self.dropped_frames += 1
+        self._inbox.append(frame)
+        self.frames_in += 1
+        if self._waiting:
+            self._signal()
+
+    def pop_outgoing(self) -> bytes:
+        """The next frame to send; silence (and an underrun counted) when none is queued."""
+        try:
+            frame = self._outbox.popleft()
+        except IndexError:
+            self.underruns += 1
+            return _SILENCE
+        self.frames_out += 1
+        return frame
+
+    def _signal(self) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+
+class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
+    """Bridge port of one call: copies frames to/from its ``CallAudio``, nothing more."""
+
+    def __init__(self, audio: CallAudio) -> None:
+        super().__init__()
+        self._audio = audio
+        self._silence = bytes_to_vector(_SILENCE)
+
+    def create(self, name: str) -> None:
+        """Register the port with the bridge: 16 kHz mono 16-bit, 20 ms (pjsua2 thread)."""
+        fmt = pj.MediaFormatAudio()
+        fmt.type = pj.PJMEDIA_TYPE_AUDIO
+        fmt.init(pj.PJMEDIA_FORMAT_PCM, SAMPLE_RATE, 1, FRAME_MS * 1000, 16)
+        self.createPort(name, fmt)
+
+    def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 (pjsua2 name)
+        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
+            self._audio.push_received(vector_to_bytes(frame.buf))
+
+    def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 (pjsua2 name)
+        data = self._audio.pop_outgoing()
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = self._silence if data is _SILENCE else bytes_to_vector(data)
+        frame.size = FRAME_BYTES
