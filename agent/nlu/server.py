@@ -76,7 +76,11 @@ def train(settings: NluSettings, data_dir: Path = NLU_DATA_DIR, force: bool = Fa
         return target
     rasa = rasa_binary(settings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"Training the NLU model into {target} (a few minutes on 2 cores)...", file=sys.stderr, flush=True)
+    print(
+        f"Training the NLU model into {target} (a few minutes on 2 cores)...",
+        file=sys.stderr,
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         command = [
             str(rasa), "train", "nlu",
