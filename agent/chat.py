@@ -63,9 +63,12 @@ async def chat(config: Config, caller: str, printer: ChatPrinter, stdin: TextIO)
     """Run one text conversation; returns the outcome."""
     today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
     parser = RasaIntentParser(config.nlu.url, config.nlu.timeout_seconds)
-    caller_id = None if caller.lower() in ("anonymous", "withheld", "") else caller
     session = ConversationSession(
-        config, make_policy(config, today), parser, build_gateway(config.sms), caller_id=caller_id
+        config,
+        make_policy(config, today),
+        parser,
+        build_gateway(config.sms),
+        caller_id=caller,  # "anonymous" is recognised as withheld by check_caller
     )
     try:
         printer.turn(session.begin())

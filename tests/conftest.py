@@ -11,7 +11,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,6 @@ class ChatCall:
     turns: list[dict[str, Any]]
     final: dict[str, Any]
     stderr: str = ""
-    said: list[str] = field(default_factory=list)
 
     @property
     def everything_said(self) -> str:

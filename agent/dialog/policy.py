@@ -123,7 +123,7 @@ class PaymentPolicy:
 
     def _on_choosing(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
         picked = choose_invoice(heard.text, heard.entities, state.offered)
-        if picked is not None and intent not in ("deny",):
+        if picked is not None and intent != "deny":
             return self._confirm(state, state.offered[picked])
         if intent == "deny":
             state = replace(state, step=Step.OFFER_CSR, misses=0)
