@@ -1,33 +1,49 @@
 """``voice-agent run``: the long-running service.
 
-Today it brings up what the conversation needs (database, NLU server) and waits for
-SIGTERM/SIGINT; the SIP endpoint that answers calls attaches here (issue #3). Until
-then, conversations are held with ``voice-agent chat``.
+Brings up what calls need (database, NLU server, speech models), answers SIP calls until
+SIGTERM/SIGINT, then lets each call end with a short goodbye and exits 0.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
-import threading
 
 from agent.config import Config
 from agent.nlu.server import ManagedNluServer
+from agent.sip.endpoint import SipEndpoint
+from agent.voice.call import VoiceServices
+from agent.voice.server import VoiceServer, build_voice_services
 
 log = logging.getLogger(__name__)
 
 
 def run_service(config: Config) -> int:
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    services = build_voice_services(config)  # fail early (models) before starting Rasa
     with ManagedNluServer(config.nlu):
-        print(
-            f"voice-agent running for {config.agent.company_name}: NLU at {config.nlu.url}. "
-            "No phone endpoint in this version; hold a conversation with `voice-agent chat`. "
-            "Stop with Ctrl-C.",
-            flush=True,
-        )
-        stop.wait()
+        asyncio.run(_serve(config, services))
     log.info("voice-agent stopped")
     return 0
+
+
+async def _serve(config: Config, services: VoiceServices) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    endpoint = SipEndpoint(config.sip, region=config.agent.default_region)
+    server = VoiceServer(endpoint, services)
+    serving = asyncio.create_task(server.serve(stop))
+    ready = asyncio.ensure_future(server.ready.wait())
+    await asyncio.wait({ready, serving}, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if not serving.done():
+        sip = config.sip
+        print(
+            f"voice-agent ready for {config.agent.company_name}: answering SIP on "
+            f"{sip.transport} {sip.listen_address}:{endpoint.bound_port}, NLU at {config.nlu.url}, "
+            f"ASR {config.asr.model}. Stop with Ctrl-C or SIGTERM.",
+            flush=True,
+        )
+    await serving

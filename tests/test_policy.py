@@ -29,6 +29,7 @@ from agent.dialog.types import (
     Record,
     Say,
     SendLink,
+    Silence,
     Step,
     Utterance,
     Verification,
@@ -750,3 +751,40 @@ def test_after_the_end_nothing_more_happens(ending: str, event: Event) -> None:
     after, actions = POLICY.step(state, event)
     assert actions == []
     assert after == state
+
+
+# --- silence on the phone -------------------------------------------------------------
+
+
+def test_first_silence_asks_if_the_caller_is_still_there_and_repeats_the_question() -> None:
+    state = at("confirming-one")
+    state, actions = POLICY.step(state, Silence())
+    assert said(actions) == [f"Are you still there? {ONE_PROMPT}"]
+    assert state.step is Step.CONFIRMING
+    assert Record("caller-silent", {"step": "confirming", "count": 1}) in actions
+
+
+def test_second_silence_in_a_row_says_goodbye_and_ends_without_sending() -> None:
+    state, _ = POLICY.step(at("confirming-one"), Silence())
+    state, actions = POLICY.step(state, Silence())
+    assert state.step is Step.ENDED
+    assert said(actions) == [
+        "I haven't heard anything, so I'll end the call now. Please call back any time. "
+        "Thanks for calling Maple Leaf Home Services. Goodbye."
+    ]
+    assert End(Outcome.COMPLETED) in actions
+    assert not any(isinstance(a, SendLink) for a in actions)
+
+
+def test_speaking_between_silences_resets_the_count() -> None:
+    state, _ = POLICY.step(at("greeting"), Silence())
+    state, _ = POLICY.step(state, MUMBLE)
+    state, actions = POLICY.step(state, Silence())
+    assert state.step is Step.GREETING
+    assert said(actions)[0].startswith("Are you still there?")
+
+
+def test_repeat_after_a_silence_repeats_the_question_not_the_nudge() -> None:
+    state, _ = POLICY.step(at("confirming-one"), Silence())
+    _, actions = POLICY.step(state, u("repeat", "say that again"))
+    assert said(actions) == [ONE_PROMPT]

@@ -32,7 +32,9 @@ CURRENCIES = ("USD", "CAD")
 INVOICE_STATUSES = ("open", "paid", "void")
 SMS_STATUSES = ("queued", "sent", "delivered", "failed")
 CALL_CHANNELS = ("chat", "sip")
-CALL_OUTCOMES = ("link_sent", "escalated", "no_invoices", "caller_hung_up", "completed")
+CALL_OUTCOMES = (
+    "link_sent", "escalated", "no_invoices", "caller_hung_up", "completed", "agent_stopped"
+)  # fmt: skip
 
 
 def utcnow() -> datetime:
@@ -119,6 +121,10 @@ class Call(BaseModel):
     outcome = pw.CharField(null=True)
     """One of ``CALL_OUTCOMES`` once the call has ended."""
     escalation_reason = pw.CharField(null=True)
+    sip_call_id = pw.CharField(null=True, index=True)
+    """The SIP Call-ID header of a phone call (how ``voice-agent test-call`` finds its row)."""
+    verstat = pw.CharField(null=True)
+    """The STIR/SHAKEN ``verstat`` the trunk sent with the caller ID, if any."""
 
     events: pw.ModelSelect[CallEvent]  # backref
 

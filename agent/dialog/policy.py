@@ -27,6 +27,7 @@ from agent.dialog.types import (
     Record,
     Say,
     SendLink,
+    Silence,
     Step,
     Utterance,
     Verification,
@@ -34,6 +35,9 @@ from agent.dialog.types import (
 
 MAX_MISSES = 3
 """Two reprompts, then the third miss in a row escalates (reason ``no-match``)."""
+
+MAX_SILENCES = 2
+"""One "are you still there?", then the second silence in a row ends the call."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class DialogState:
     selected: InvoiceView | None = None
     misses: int = 0
     last_prompt: str = ""
+    silences: int = 0
+    """No-input timeouts in a row (phone calls); any caller turn resets it."""
 
 
 Result = tuple[DialogState, list[Action]]
@@ -75,7 +81,9 @@ class PaymentPolicy:
             return self._link_sent(state, event.delivered)
         if isinstance(event, LinkFailed):
             return self._escalate(state, "internal-error")
-        return self._hear(state, event)
+        if isinstance(event, Silence):
+            return self._silence(state)
+        return self._hear(replace(state, silences=0), event)
 
     # --- turn handling -----------------------------------------------------
 
@@ -169,6 +177,18 @@ class PaymentPolicy:
         if intent == "deny":
             return self._end(state, self.prompts.goodbye(), self._quiet_outcome(state))
         return self._miss(state, self.prompts.reprompt_yes_no)
+
+    def _silence(self, state: DialogState) -> Result:
+        silences = state.silences + 1
+        record = Record("caller-silent", {"step": state.step.value, "count": silences})
+        if silences >= MAX_SILENCES or not state.last_prompt:
+            state, actions = self._end(
+                state, self.prompts.silent_goodbye(), self._quiet_outcome(state)
+            )
+            return state, [record, *actions]
+        text = self.prompts.still_there(state.last_prompt)
+        # last_prompt stays the question itself, so "repeat" does not stack "still there?"
+        return replace(state, silences=silences), [record, Say(text)]
 
     # --- building blocks ---------------------------------------------------
 

@@ -136,3 +136,12 @@ class Prompts:
 
     def goodbye(self) -> str:
         return f"Thanks for calling {self.company}. Goodbye."
+
+    def still_there(self, last_prompt: str) -> str:
+        return f"Are you still there? {last_prompt}"
+
+    def silent_goodbye(self) -> str:
+        return (
+            "I haven't heard anything, so I'll end the call now. Please call back any time. "
+            f"Thanks for calling {self.company}. Goodbye."
+        )

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.billing.models import Call, CallEvent, Invoice, database_proxy, utcnow
 from agent.config import Config
+from agent.dialog.keypad import keypress_utterance
 from agent.dialog.policy import DialogState, PaymentPolicy, PolicySettings
 from agent.dialog.prompts import Prompts
 from agent.dialog.types import (
@@ -28,6 +29,7 @@ from agent.dialog.types import (
     Record,
     Say,
     SendLink,
+    Silence,
     Step,
     Utterance,
 )
@@ -71,7 +73,12 @@ class ConversationSession:
         *,
         caller_id: str | None,
         channel: str = "chat",
+        caller_trusted: bool = True,
+        sip_call_id: str | None = None,
+        verstat: str | None = None,
     ) -> None:
+        """``caller_trusted=False`` (a caller ID the trunk did not vouch for, see ``[sip]
+        require_verstat``) makes the caller unverified whatever number was sent."""
         self.config = config
         self.policy = policy
         self.parser = parser
@@ -80,8 +87,14 @@ class ConversationSession:
         self._said: list[str] = []
         region = config.agent.default_region
         skill = config.payment_collection
-        self.call = Call.create(channel=channel, caller_id=caller_id or "anonymous")
-        self.check: CallerCheck = check_caller(caller_id, region, skill.require_mobile)
+        self.call = Call.create(
+            channel=channel,
+            caller_id=caller_id or "anonymous",
+            sip_call_id=sip_call_id,
+            verstat=verstat,
+        )
+        checked_id = caller_id if caller_trusted else None
+        self.check: CallerCheck = check_caller(checked_id, region, skill.require_mobile)
         self.call.caller_e164 = self.check.caller_e164
         self.call.customer = self.check.customer
         self.call.save()
@@ -119,13 +132,49 @@ class ConversationSession:
             if isinstance(event, Utterance):
                 intent = {"name": event.intent, "confidence": round(event.confidence, 3)}
                 self._record("caller-turn", {"text": text, **intent, "entities": _entities(event)})
-            self.state, actions = self.policy.step(self.state, event)
-            turn = self._carry_out(actions)
         except Exception:  # a bug or a database outage must not drop the caller silently
             log.exception("call %s: internal error", self.call.id)
-            turn = self._fail_safe()
+            return self.fail_safe()
+        turn = self._react(event)
         turn.intent = intent
         return turn
+
+    def press(self, key: str) -> Turn:
+        """The caller pressed a phone key (DTMF); it stands for words, see ``keypad``."""
+        if self.ended:
+            return Turn("", self.state.step.value)
+        heard = keypress_utterance(self.state, key)
+        try:
+            self._record("caller-key", {"key": key, "meaning": heard.intent if heard else None})
+        except Exception:
+            log.exception("call %s: internal error", self.call.id)
+            return self.fail_safe()
+        if heard is None:
+            return Turn("", self.state.step.value)
+        turn = self._react(heard)
+        turn.intent = {"name": heard.intent, "confidence": 1.0}
+        return turn
+
+    def silence(self) -> Turn:
+        """The caller said nothing for the no-input timeout."""
+        if self.ended:
+            return Turn("", self.state.step.value)
+        return self._react(Silence())
+
+    def readback_phrase(self) -> str | None:
+        """The amount and date being confirmed (callers must hear it whole), if any."""
+        selected = self.state.selected
+        if self.state.step is Step.CONFIRMING and selected is not None:
+            return self.policy.prompts.describe(selected)
+        return None
+
+    def _react(self, event: Event) -> Turn:
+        try:
+            self.state, actions = self.policy.step(self.state, event)
+            return self._carry_out(actions)
+        except Exception:  # a bug or a database outage must not drop the caller silently
+            log.exception("call %s: internal error", self.call.id)
+            return self.fail_safe()
 
     async def _parse(self, text: str) -> Event:
         try:
@@ -140,6 +189,20 @@ class ConversationSession:
         if not self.ended:
             self._record("caller-hung-up", {"step": self.state.step.value})
             self._finish(Outcome.CALLER_HUNG_UP)
+
+    def stop_for_shutdown(self) -> str:
+        """The service is stopping: close the record; returns what to tell the caller."""
+        if not self.ended:
+            self._record("service-stopped", {"step": self.state.step.value})
+            self._finish(Outcome.AGENT_STOPPED)
+        return (
+            "I'm sorry, I have to end this call now. Please call back in a few minutes. "
+            f"Thanks for calling {self.config.agent.company_name}. Goodbye."
+        )
+
+    def record(self, type_: str, data: dict[str, Any]) -> None:
+        """An audit event from the channel (transfer result, turn timing, media counters)."""
+        self._record(type_, data)
 
     # --- carrying out the policy's decisions --------------------------------
 
@@ -225,7 +288,7 @@ class ConversationSession:
         self.call.save()
         self._record("call-ended", {"outcome": outcome.value})
 
-    def _fail_safe(self) -> Turn:
+    def fail_safe(self) -> Turn:
         """Something broke mid-call: tell the caller and escalate; keep the record."""
         self._said = []
         try:

@@ -32,6 +32,8 @@ class Outcome(StrEnum):
     NO_INVOICES = "no_invoices"
     CALLER_HUNG_UP = "caller_hung_up"
     COMPLETED = "completed"
+    AGENT_STOPPED = "agent_stopped"
+    """The service was stopped (SIGTERM) mid-call; the caller was told and the call ended."""
 
 
 class Verification(StrEnum):
@@ -123,7 +125,12 @@ class LinkFailed:
     detail: str
 
 
-Event = Utterance | NluFailed | LinkSent | LinkFailed
+@dataclass(frozen=True)
+class Silence:
+    """The caller said nothing for the no-input timeout (phone calls only)."""
+
+
+Event = Utterance | NluFailed | LinkSent | LinkFailed | Silence
 
 
 # --- what the policy decides -----------------------------------------------

@@ -20,6 +20,8 @@ class IncomingCall:
     """Whether the caller ID may be trusted under ``[sip] require_verstat``."""
     remote_address: str
     """Source IP address of the INVITE."""
+    sip_call_id: str = ""
+    """The INVITE's Call-ID header (recorded on the call row)."""
 
 
 @dataclass(frozen=True)
@@ -46,4 +48,16 @@ class DtmfDigit:
     digit: str
 
 
-SipEvent = IncomingCall | CallAnswered | CallEnded | DtmfDigit
+@dataclass(frozen=True)
+class TransferStatus:
+    """Progress of a blind transfer (REFER): the REFER's answer, then the NOTIFYs about the
+    transferee's new call (``status`` from their sipfrag: 100 trying, 180 ringing, 200 answered,
+    4xx-6xx failed). ``final`` marks the last report."""
+
+    call_id: int
+    status: int
+    reason: str
+    final: bool
+
+
+SipEvent = IncomingCall | CallAnswered | CallEnded | DtmfDigit | TransferStatus

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,7 +39,7 @@ class CallAudio:
         self, loop: asyncio.AbstractEventLoop, inbox_frames: int = DEFAULT_INBOX_FRAMES
     ) -> None:
         self._loop = loop
-        self._inbox: deque[bytes] = deque(maxlen=inbox_frames)
+        self._inbox: deque[tuple[float, bytes]] = deque(maxlen=inbox_frames)
         self._outbox: deque[bytes] = deque()
         self._waiting = False
         self._wake = asyncio.Event()
@@ -51,6 +52,16 @@ class CallAudio:
         """Incoming frames received from the bridge."""
         self.frames_out = 0
         """Queued frames handed to the bridge."""
+        self.frames_queued = 0
+        """Frames ever queued by ``play()`` (minus those dropped by ``clear()``)."""
+        self.late_frames = 0
+        """Underruns while a reply was being spoken (``replying``): audio arrived late."""
+        self.replying = False
+        """Set by the speaker from ``mark_reply()`` until the reply's last audio is queued,
+        so an underrun in between (synthesis fell behind playback) counts as late."""
+        self.reply_started_at: float | None = None
+        """``time.monotonic()`` when the first frame after ``mark_reply()`` was handed over."""
+        self._mark_next = False
 
     # --- asyncio side -------------------------------------------------------------------
     def play(self, pcm16: bytes) -> None:
@@ -60,17 +71,33 @@ class CallAudio:
             if len(frame) < FRAME_BYTES:
                 frame = frame + bytes(FRAME_BYTES - len(frame))
             self._outbox.append(frame)
+            self.frames_queued += 1
+
+    def mark_reply(self) -> None:
+        """Time the next frame handed to the bridge (the first frame of a reply)."""
+        self.reply_started_at = None
+        self._mark_next = True
 
     def clear(self) -> int:
         """Barge-in: drop all queued outgoing audio; returns how many frames were dropped."""
+        return self.truncate(0)
+
+    def truncate(self, keep_frames: int) -> int:
+        """Drop queued outgoing audio after the first ``keep_frames`` frames; returns how many."""
         dropped = 0
-        while self._outbox:
+        while len(self._outbox) > keep_frames:
             try:
-                self._outbox.popleft()
+                self._outbox.pop()
             except IndexError:  # the bridge took the last one
                 break
             dropped += 1
+        self.frames_queued -= dropped
         return dropped
+
+    @property
+    def closed(self) -> bool:
+        """Whether the call's audio has ended (no frame will be sent or received any more)."""
+        return self._closed
 
     @property
     def playing(self) -> bool:
@@ -84,6 +111,11 @@ class CallAudio:
 
     async def received(self) -> AsyncIterator[bytes]:
         """Incoming 640-byte frames in order, until the call's audio is closed."""
+        async for _arrived, frame in self.received_timed():
+            yield frame
+
+    async def received_timed(self) -> AsyncIterator[tuple[float, bytes]]:
+        """``(time.monotonic() at arrival, frame)`` in order, until the audio is closed."""
         while True:
             try:
                 yield self._inbox.popleft()
@@ -108,7 +140,7 @@ class CallAudio:
         """Store one incoming frame; drop the oldest if the consumer is behind."""
         if len(self._inbox) == self._inbox.maxlen:
             self.dropped_frames += 1
-        self._inbox.append(frame)
+        self._inbox.append((time.monotonic(), frame))
         self.frames_in += 1
         if self._waiting:
             self._signal()
@@ -119,8 +151,13 @@ class CallAudio:
             frame = self._outbox.popleft()
         except IndexError:
             self.underruns += 1
+            if self.replying and self.reply_started_at is not None:
+                self.late_frames += 1
             return _SILENCE
         self.frames_out += 1
+        if self._mark_next:
+            self._mark_next = False
+            self.reply_started_at = time.monotonic()
         return frame
 
     def _signal(self) -> None:

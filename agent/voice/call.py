@@ -1,0 +1,369 @@
+"""``VoiceCall``: one phone call from ringing to hang-up.
+
+The server hands the call its SIP events (``deliver``); the call's ``TurnListener`` adds the
+caller's turns to the same inbox, so one loop sees everything in order:
+
+    answer → greeting → [ reply spoken ⇄ caller turn / key / silence ] → last words
+           → hang up, or transfer (REFER) → if that fails: "we'll call you back" → hang up
+
+Barge-in: when the caller starts talking over a reply, the reply stops (``CallSpeaker.stop``;
+the amount read-back always finishes) and the caller's words are answered. With
+``[tts] barge_in = false`` the reply plays out and the words are answered after it.
+Whatever fails, the caller is told or transferred, and the call record is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from agent.asr.whisper import Transcriber
+from agent.audio.segmenter import SegmenterSettings
+from agent.audio.vad import WebRtcVad
+from agent.config import Config
+from agent.dialog.session import ConversationSession, Turn, make_policy
+from agent.nlu.client import IntentParser
+from agent.sip.events import CallAnswered, CallEnded, DtmfDigit, IncomingCall, TransferStatus
+from agent.sip.media import CallAudio
+from agent.sms.gateway import SmsGateway
+from agent.tts import Synthesizer
+from agent.voice.listener import (
+    CallerTurn,
+    HearingFailed,
+    ListenerEvent,
+    NoInput,
+    SpeechStarted,
+    TurnListener,
+)
+from agent.voice.speaker import CallSpeaker
+from agent.voice.transfer import (
+    TRANSFER_WAIT_SECONDS,
+    TransferResult,
+    TransferTracker,
+    transfer_uri,
+)
+
+log = logging.getLogger(__name__)
+
+ANSWER_WAIT_SECONDS = 10.0
+"""From our 200 OK to the caller's ACK and media; without them the call is given up."""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """The service is stopping: say goodbye and end the call."""
+
+
+CallInput = ListenerEvent | CallAnswered | CallEnded | DtmfDigit | TransferStatus | Shutdown
+
+
+class CallControl(Protocol):
+    """What a call needs from the SIP endpoint (``SipEndpoint`` provides it)."""
+
+    def audio(self, call_id: int) -> CallAudio: ...
+    async def answer(self, call_id: int) -> None: ...
+    async def hangup(self, call_id: int, status: int = 603) -> None: ...
+    async def transfer(self, call_id: int, target: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class VoiceServices:
+    """What every call shares: config, NLU client, SMS gateway, speech models."""
+
+    config: Config
+    parser: IntentParser
+    gateway: SmsGateway
+    transcriber: Transcriber
+    tts: Synthesizer
+
+    def segmenter_settings(self) -> SegmenterSettings:
+        asr = self.config.asr
+        return SegmenterSettings(
+            endpoint_silence_seconds=asr.endpoint_silence_ms / 1000,
+            speculative_silence_seconds=min(0.1, asr.endpoint_silence_ms / 1000),
+            no_input_timeout_seconds=asr.no_input_timeout_seconds,
+            max_utterance_seconds=asr.max_utterance_seconds,
+        )
+
+
+class VoiceCall:
+    """Holds one call's conversation; ``run()`` returns when the call is over."""
+
+    def __init__(self, incoming: IncomingCall, control: CallControl, services: VoiceServices):
+        self.incoming = incoming
+        self.call_id = incoming.call_id
+        self.control = control
+        self.services = services
+        self.config = services.config
+        self.inbox: asyncio.Queue[CallInput] = asyncio.Queue()
+        self.session: ConversationSession | None = None
+        self.connected = True
+        self._audio = control.audio(incoming.call_id)
+        self._speaker = CallSpeaker(self._audio, services.tts)
+        self._listener = TurnListener(
+            services.transcriber, WebRtcVad(), services.segmenter_settings(), self.deliver
+        )
+        self._heard: tuple[CallerTurn, float] | None = None
+        self._stopping = False
+
+    def deliver(self, item: CallInput) -> None:
+        """Hand the call an event (from the server's SIP event loop or the listener)."""
+        if isinstance(item, CallEnded):
+            self.connected = False
+        self.inbox.put_nowait(item)
+
+    def shutdown(self) -> None:
+        """Ask the call to end now with a short goodbye (SIGTERM)."""
+        self.deliver(Shutdown())
+
+    async def run(self) -> None:
+        listening: asyncio.Task[None] | None = None
+        try:
+            self.session = self._open_session()
+            await self.control.answer(self.call_id)
+            if not await self._answered():
+                self.session.hang_up()
+                return
+            listening = asyncio.create_task(self._listener.run(self._audio.received_timed()))
+            await self._converse(self.session)
+        except Exception:  # the caller must hear something, and the record must be kept
+            log.exception("call %s: failed", self.call_id)
+            await self._fail_safe()
+        finally:
+            self._speaker.silence()
+            await self._listener.aclose()
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listening
+            if self.connected:
+                with contextlib.suppress(Exception):
+                    await self.control.hangup(self.call_id)
+            self._record_media()
+
+    # --- the conversation ---------------------------------------------------------------
+    def _open_session(self) -> ConversationSession:
+        config, incoming = self.config, self.incoming
+        today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
+        session = ConversationSession(
+            config,
+            make_policy(config, today),
+            self.services.parser,
+            self.services.gateway,
+            caller_id=incoming.caller_e164,
+            channel="sip",
+            caller_trusted=incoming.caller_verified,
+            sip_call_id=incoming.sip_call_id or None,
+            verstat=incoming.verstat,
+        )
+        log.info("call %s: session %s started", self.call_id, session.call.id)
+        return session
+
+    async def _answered(self) -> bool:
+        deadline = time.monotonic() + ANSWER_WAIT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = await asyncio.wait_for(self.inbox.get(), left)
+            except TimeoutError:
+                break
+            if isinstance(item, CallAnswered):
+                return True
+            if isinstance(item, CallEnded | Shutdown):
+                return False
+        log.warning("call %s: no ACK/media within %.0f s", self.call_id, ANSWER_WAIT_SECONDS)
+        return False
+
+    async def _converse(self, session: ConversationSession) -> None:
+        turn: Turn | None = session.begin()
+        while not session.ended:
+            item = await self._exchange(turn)
+            turn = await self._respond(session, item)
+        if not self.connected:
+            return
+        if turn is not None and turn.say:
+            await self._say_last(turn.say)
+        reason = session.summary.escalation_reason
+        if reason is not None and self.connected and not self._stopping:
+            await self._transfer(session, reason)
+
+    async def _exchange(self, turn: Turn | None) -> CallInput:
+        """Speak ``turn`` (if any) while listening; return the first input that needs a reply."""
+        speaking: asyncio.Task[bool] | None = None
+        if turn is not None and turn.say:
+            protected = self.session.readback_phrase() if self.session else None
+            speaking = asyncio.create_task(self._speaker.say(turn.say, protected))
+            self._listener.disarm()
+        else:
+            self._listener.arm()
+        try:
+            while True:
+                getter = asyncio.ensure_future(self.inbox.get())
+                waits: set[asyncio.Future[Any]] = {getter}
+                if speaking is not None and not speaking.done():
+                    waits.add(speaking)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if speaking is not None and speaking.done() and not self._listener.armed:
+                    self._record_timing()
+                    self._listener.arm()
+                if not getter.done():
+                    getter.cancel()
+                    continue
+                item = getter.result()
+                if self._needs_reply(item, speaking):
+                    if speaking is not None and not speaking.done():
+                        if isinstance(item, CallEnded | Shutdown):
+                            self._speaker.silence()
+                        elif self.config.tts.barge_in:
+                            self._speaker.stop()
+                        await speaking  # what may not be cut (or all, without barge-in) plays
+                    return item
+                if isinstance(item, NoInput | CallerTurn) and (speaking is None or speaking.done()):
+                    self._listener.arm()  # noise, or a timeout meant for an earlier prompt
+        finally:
+            self._record_timing()
+
+    def _needs_reply(self, item: CallInput, speaking: asyncio.Task[bool] | None) -> bool:
+        talking = speaking is not None and not speaking.done()
+        if isinstance(item, SpeechStarted):
+            if talking and self.config.tts.barge_in:
+                self._speaker.stop()
+                log.debug("call %s: barge-in", self.call_id)
+            return False
+        if isinstance(item, CallerTurn):
+            return bool(item.text.strip())
+        if isinstance(item, NoInput):
+            return not talking
+        return isinstance(item, DtmfDigit | CallEnded | Shutdown | HearingFailed)
+
+    async def _respond(self, session: ConversationSession, item: CallInput) -> Turn | None:
+        if isinstance(item, CallerTurn):
+            turn = await session.hear(item.text)
+            self._heard = (item, time.monotonic())
+            return turn
+        if isinstance(item, DtmfDigit):
+            return session.press(item.digit)
+        if isinstance(item, NoInput):
+            return session.silence()
+        if isinstance(item, HearingFailed):
+            session.record("asr-failed", {"error": item.detail})
+            return session.fail_safe()
+        if isinstance(item, Shutdown):
+            self._stopping = True
+            return Turn(session.stop_for_shutdown(), session.state.step.value)
+        session.hang_up()  # CallEnded
+        return None
+
+    async def _say_last(self, text: str) -> None:
+        """The final words: played to the end unless the caller hangs up."""
+        speaking = asyncio.create_task(self._speaker.say(text))
+        while not speaking.done():
+            getter = asyncio.ensure_future(self.inbox.get())
+            await asyncio.wait({getter, speaking}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+            elif isinstance(getter.result(), CallEnded):
+                self._speaker.silence()
+        await speaking
+        self._record_timing()
+
+    # --- transfer -----------------------------------------------------------------------
+    async def _transfer(self, session: ConversationSession, reason: str) -> None:
+        route = self.config.escalation.route(reason)
+        target = transfer_uri(
+            route.target, self.incoming.remote_address, self.config.agent.default_region
+        )
+        session.record("transfer-started", {"reason": reason, "target": target})
+        tracker = TransferTracker()
+        try:
+            await self.control.transfer(self.call_id, target)
+            result = await self._await_transfer(tracker)
+        except Exception as err:
+            log.warning("call %s: REFER to %s failed: %s", self.call_id, target, err)
+            tracker.last_reason = str(err)
+            result = TransferResult.FAILED
+        details = {"result": result.value, "status": tracker.last_status}
+        session.record("transfer-result", {**details, "reason": tracker.last_reason})
+        if result is TransferResult.FAILED and self.connected:
+            log.warning("call %s: transfer failed; callback requested", self.call_id)
+            await self._say_last(self.config.escalation.callback_message)
+            session.record(
+                "callback-requested",
+                {"reason": reason, "number": session.check.caller_e164},
+            )
+
+    async def _await_transfer(self, tracker: TransferTracker) -> TransferResult:
+        deadline = time.monotonic() + TRANSFER_WAIT_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = await asyncio.wait_for(self.inbox.get(), left)
+            except TimeoutError:
+                break
+            if isinstance(item, TransferStatus | CallEnded):
+                verdict = tracker.on_event(item)
+                if verdict is not None:
+                    return verdict
+            elif isinstance(item, Shutdown):
+                break
+        return tracker.on_timeout()
+
+    # --- failure and measurements -------------------------------------------------------
+    async def _fail_safe(self) -> None:
+        session = self.session
+        if session is None or not self.connected:
+            if session is not None:
+                session.hang_up()
+            return
+        with contextlib.suppress(Exception):
+            turn = session.fail_safe()
+            await self._say_last(turn.say)
+            await self._transfer(session, "internal-error")
+
+    def _record_timing(self) -> None:
+        """Per-turn latency (last voiced caller frame → first reply frame sent) for the audit."""
+        if self._heard is None or self.session is None:
+            return
+        sent_at = self._audio.reply_started_at
+        first_audio = self._speaker.first_audio_at
+        if sent_at is None or first_audio is None:
+            return
+        heard, replied_at = self._heard
+        self._heard = None
+        ms = 1000.0
+
+        def span(a: float, b: float) -> float:
+            return round((b - a) * ms, 1)
+
+        self.session.record(
+            "turn-timing",
+            {
+                "latency_ms": span(heard.last_voice_at, sent_at),
+                "endpoint_ms": span(heard.last_voice_at, heard.endpoint_at),
+                "asr_ms": round(heard.asr_seconds * ms, 1),
+                "asr_wait_ms": span(heard.endpoint_at, heard.transcribed_at),
+                "dialog_ms": span(heard.transcribed_at, replied_at),
+                "tts_first_ms": span(replied_at, first_audio),
+                "speculative": heard.speculative,
+                "audio_seconds": round(heard.audio_seconds, 2),
+            },
+        )
+
+    def _record_media(self) -> None:
+        if self.session is None:
+            return
+        audio = self._audio
+        with contextlib.suppress(Exception):
+            self.session.record(
+                "media-stats",
+                {
+                    "frames_in": audio.frames_in,
+                    "frames_out": audio.frames_out,
+                    "dropped_in": audio.dropped_frames,
+                    "late_out": audio.late_frames,
+                },
+            )

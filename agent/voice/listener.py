@@ -1,0 +1,207 @@
+"""``TurnListener``: a call's incoming audio in, the caller's turns out.
+
+Per 20 ms frame: WebRTC VAD → ``UtteranceSegmenter``; the utterance's frames (with a short
+pre-roll, so the first syllable is not lost to the start debounce) are kept, and Whisper runs
+in a worker thread (``asyncio.to_thread``), never on the loop or the media thread:
+
+- ``SILENCE_STARTED``: transcription starts speculatively on the audio so far;
+- ``SPEECH_RESUMED``: that result will be thrown away;
+- ``SPEECH_END``/``MAX_UTTERANCE``: the speculative result is used if the caller did not
+  speak again, else the whole utterance is transcribed now.
+
+Events go to ``emit`` in order: ``SpeechStarted`` as soon as the caller starts (barge-in),
+then one ``CallerTurn`` per utterance (text "" when the no-speech gate found no words), and
+``NoInput`` when nobody spoke within the timeout after ``arm()``. While disarmed (the agent
+is talking), the no-input timer does not run; speech is still detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agent.asr.whisper import Transcriber, Transcript
+from agent.audio.format import FRAME_MS
+from agent.audio.segmenter import SegmenterEvent, SegmenterSettings, UtteranceSegmenter
+from agent.audio.vad import VoiceActivityDetector
+
+log = logging.getLogger(__name__)
+
+FRAME_SECONDS = FRAME_MS / 1000
+PREROLL_FRAMES = 15
+"""Frames kept from before the speech start (0.3 s): the start debounce plus soft onsets."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The caller started speaking (at ``time.monotonic()`` ``at``)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class CallerTurn:
+    """One utterance, transcribed. Times are ``time.monotonic()`` values."""
+
+    text: str
+    audio_seconds: float
+    last_voice_at: float
+    """Arrival of the utterance's last frame the VAD called speech."""
+    endpoint_at: float
+    """When the segmenter decided the turn was over."""
+    transcribed_at: float
+    asr_seconds: float
+    """Compute time of the transcription that was used."""
+    speculative: bool
+    """Whether the transcription started during the endpoint wait was used."""
+    cut_off: bool = False
+    """The caller hit ``max_utterance_seconds``."""
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """Nobody spoke within the no-input timeout after ``arm()``."""
+
+
+@dataclass(frozen=True)
+class HearingFailed:
+    """Speech recognition failed; the caller must be escalated, not left in silence."""
+
+    detail: str
+
+
+ListenerEvent = SpeechStarted | CallerTurn | NoInput | HearingFailed
+
+
+@dataclass
+class _Utterance:
+    frames: list[bytes]
+    last_voice_at: float
+    speculative: asyncio.Task[Transcript] | None = None
+    speculative_frames: int = 0
+
+
+class TurnListener:
+    """Listens to one call; see the module docstring."""
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        vad: VoiceActivityDetector,
+        settings: SegmenterSettings,
+        emit: Callable[[ListenerEvent], None],
+    ) -> None:
+        self.transcriber = transcriber
+        self.vad = vad
+        self.segmenter = UtteranceSegmenter(settings)
+        self.emit = emit
+        self.armed = False
+        self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
+        self._utterance: _Utterance | None = None
+        self._previous: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def arm(self) -> None:
+        """The agent has finished talking: start the no-input timer (unless mid-utterance)."""
+        self.armed = True
+        if not self.segmenter.in_speech:
+            self.segmenter.reset()
+
+    def disarm(self) -> None:
+        """The agent is talking: keep detecting speech, but do not time out."""
+        self.armed = False
+
+    async def run(self, frames: AsyncIterator[tuple[float, bytes]]) -> None:
+        """Consume the call's frames until its audio closes; then wait for pending turns."""
+        async for arrived, frame in frames:
+            self._frame(arrived, frame)
+        if self._previous is not None:
+            await self._previous
+
+    async def aclose(self) -> None:
+        """Cancel pending transcriptions (the call is over)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- per frame ----------------------------------------------------------------------
+    def _frame(self, arrived: float, frame: bytes) -> None:
+        speech = self.vad.is_speech(frame)
+        utterance = self._utterance
+        if utterance is not None:
+            utterance.frames.append(frame)
+            if speech:
+                utterance.last_voice_at = arrived
+        else:
+            self._preroll.append(frame)
+        event = self.segmenter.process(FRAME_SECONDS, speech)
+        if event is None:
+            return
+        if event is SegmenterEvent.SPEECH_START:
+            self._utterance = _Utterance(list(self._preroll), arrived)
+            self._preroll.clear()
+            self.emit(SpeechStarted(arrived))
+        elif event is SegmenterEvent.SILENCE_STARTED and utterance is not None:
+            utterance.speculative = self._transcribe(utterance.frames)
+            utterance.speculative_frames = len(utterance.frames)
+        elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
+            utterance.speculative = None  # let it finish; its result is not used
+        elif event is SegmenterEvent.NO_INPUT:
+            self.segmenter.reset()
+            if self.armed:
+                self.armed = False
+                self.emit(NoInput())
+        elif event.ends_turn:  # SPEECH_END or MAX_UTTERANCE
+            self.segmenter.reset()
+            self.armed = False
+            if utterance is not None:
+                self._utterance = None
+                self._finish(utterance, cut_off=event is SegmenterEvent.MAX_UTTERANCE)
+
+    def _transcribe(self, frames: list[bytes]) -> asyncio.Task[Transcript]:
+        samples = np.frombuffer(b"".join(frames), dtype="<i2")
+        task = asyncio.create_task(asyncio.to_thread(self.transcriber.transcribe, samples))
+        self._keep(task)
+        return task
+
+    def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
+        endpoint_at = time.monotonic()
+        speculative = utterance.speculative if not cut_off else None
+        transcription = speculative or self._transcribe(utterance.frames)
+        previous = self._previous
+
+        async def deliver() -> None:
+            try:
+                transcript = await transcription
+            except Exception as err:  # a broken model must reach the conversation
+                log.exception("speech recognition failed")
+                self.emit(HearingFailed(repr(err)))
+                return
+            if previous is not None:
+                await previous  # turns are delivered in the order they were spoken
+            self.emit(
+                CallerTurn(
+                    text=transcript.text,
+                    audio_seconds=len(utterance.frames) * FRAME_SECONDS,
+                    last_voice_at=utterance.last_voice_at,
+                    endpoint_at=endpoint_at,
+                    transcribed_at=time.monotonic(),
+                    asr_seconds=transcript.compute_seconds,
+                    speculative=speculative is not None,
+                    cut_off=cut_off,
+                )
+            )
+
+        self._previous = asyncio.create_task(deliver())
+        self._keep(self._previous)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

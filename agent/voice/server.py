@@ -1,0 +1,163 @@
+"""``VoiceServer``: the SIP endpoint's events in, one ``VoiceCall`` task per call.
+
+``build_voice_services`` loads what all calls share once at start-up (Whisper, Piper with the
+fixed prompts pre-rendered, the NLU client, the SMS gateway). ``serve(stop)`` answers calls
+until ``stop`` is set; then every call hears a short goodbye and ends (bounded wait), and the
+endpoint is stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.asr.whisper import FasterWhisperTranscriber
+from agent.config import Config
+from agent.dialog.session import make_policy
+from agent.nlu.client import RasaIntentParser
+from agent.paths import PROJECT_ROOT
+from agent.sip.endpoint import SipEndpoint
+from agent.sip.events import IncomingCall, SipEvent
+from agent.sms.drivers import build_gateway
+from agent.tts import PiperSynthesizer, PromptCache
+from agent.voice.call import VoiceCall, VoiceServices
+from agent.voice.speaker import reply_chunks
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 15.0
+"""On stop, how long calls get to say goodbye before the endpoint hangs up the rest."""
+
+MODEL_CACHE = PROJECT_ROOT / "var" / "models"
+"""Where the packaged base Whisper model's halves are joined (once)."""
+
+
+def build_voice_services(config: Config) -> VoiceServices:
+    """Load the speech models and pre-render the fixed prompts (blocking, a few seconds)."""
+    transcriber = FasterWhisperTranscriber.from_settings(config.asr, MODEL_CACHE)
+    transcriber.warm_up()
+    tts = PromptCache(PiperSynthesizer.from_settings(config.tts), max_entries=256)
+    tts.warm(fixed_sentences(config))
+    return VoiceServices(
+        config=config,
+        parser=RasaIntentParser(config.nlu.url, config.nlu.timeout_seconds),
+        gateway=build_gateway(config.sms),
+        transcriber=transcriber,
+        tts=tts,
+    )
+
+
+def fixed_sentences(config: Config) -> list[str]:
+    """Every sentence the agent says that does not depend on the caller's invoices."""
+    prompts = make_policy(config, datetime.now(ZoneInfo(config.agent.time_zone)).date()).prompts
+    texts = [
+        prompts.opening(),
+        prompts.no_invoices(),
+        prompts.declined_several(),
+        prompts.declined_one(),
+        prompts.goodbye(),
+        prompts.silent_goodbye(),
+        prompts.still_there(""),
+        config.escalation.message,
+        config.escalation.callback_message,
+        *(route.message for route in config.escalation.reasons.values()),
+        "Would you like me to text you a secure link to pay it?",
+        "Shall I text you a secure link to pay it?",
+        "Which one would you like to pay?",
+    ]
+    for misses in (1, 2):
+        texts += [
+            prompts.reprompt_opening(misses),
+            prompts.reprompt_yes_no(misses),
+            prompts.reprompt_after_deny(misses),
+        ]
+    texts.append(prompts.reprompt_choice((), 1))
+    sentences = dict.fromkeys(s for text in texts for s in reply_chunks(text))
+    return list(sentences)
+
+
+class VoiceServer:
+    """Dispatches SIP events to calls; see the module docstring."""
+
+    def __init__(self, endpoint: SipEndpoint, services: VoiceServices) -> None:
+        self.endpoint = endpoint
+        self.services = services
+        self.calls: dict[int, VoiceCall] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._background: set[asyncio.Task[None]] = set()
+        self.ready = asyncio.Event()
+        """Set once the endpoint is listening (``endpoint.bound_port`` is known)."""
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        await self.endpoint.start()
+        self.ready.set()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await self._dispatch_until(stopping)
+            self._stopping = True
+            for call in self.calls.values():
+                call.shutdown()
+            grace = asyncio.ensure_future(self._calls_done())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dispatch_until(grace), SHUTDOWN_GRACE_SECONDS)
+        finally:
+            stopping.cancel()
+            await self.endpoint.stop()  # hangs up whatever is left
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await self.services.parser.aclose()
+
+    async def _calls_done(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def _dispatch_until(self, until: asyncio.Future[Any]) -> None:
+        while not until.done():
+            getter: asyncio.Future[Any] = asyncio.ensure_future(self.endpoint.events.get())
+            await asyncio.wait({getter, until}, return_when=asyncio.FIRST_COMPLETED)
+            if not getter.done():
+                getter.cancel()
+                return
+            self._dispatch(getter.result())
+
+    def _dispatch(self, event: SipEvent) -> None:
+        if isinstance(event, IncomingCall):
+            if self._stopping:  # 503: the trunk may try another agent
+                refuse = asyncio.create_task(self.endpoint.hangup(event.call_id, 503))
+                self._background.add(refuse)
+                refuse.add_done_callback(self._background.discard)
+            else:
+                self._start_call(event)
+            return
+        call = self.calls.get(event.call_id)
+        if call is not None:
+            call.deliver(event)
+
+    def _start_call(self, incoming: IncomingCall) -> None:
+        call = VoiceCall(incoming, self.endpoint, self.services)
+        self.calls[incoming.call_id] = call
+        task = asyncio.create_task(self._run_call(call))
+        self._tasks[incoming.call_id] = task
+        log.info(
+            "call %s from %s (%s)",
+            incoming.call_id,
+            incoming.remote_address,
+            "caller ID withheld" if incoming.caller_e164 is None else "caller ID present",
+        )
+
+    async def _run_call(self, call: VoiceCall) -> None:
+        started = time.monotonic()
+        try:
+            await call.run()
+        finally:
+            if self.calls.get(call.call_id) is call:  # pjsua reuses call ids
+                del self.calls[call.call_id]
+                self._tasks.pop(call.call_id, None)
+            log.info("call %s ended after %.1f s", call.call_id, time.monotonic() - started)

@@ -1,0 +1,107 @@
+"""``CallSpeaker``: the agent's voice on one call, sentence by sentence and interruptible.
+
+A reply is split into sentences; each is rendered in a worker thread (``PromptCache``: fixed
+prompts come from memory, the rest from Piper) and queued on the call's ``CallAudio`` as soon
+as it is ready, so the first sentence plays while the next is synthesised.
+
+``stop()`` is barge-in: the queued audio is dropped and no further sentence is rendered,
+except a *protected* sentence (the one that reads back the amount being confirmed), which
+always plays to its end so the caller hears the whole figure they are agreeing to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import numpy as np
+
+from agent.audio.format import FRAME_MS
+from agent.sip.media import CallAudio
+from agent.tts import Synthesizer
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=\S)")
+_POLL_SECONDS = FRAME_MS / 1000
+FIRST_CLAUSE_MIN_WORDS = 3
+"""A first clause shorter than this is not split off (it would sound clipped)."""
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a reply, in order ("Done. I've texted ..." → two); blank → none."""
+    return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
+
+
+def reply_chunks(text: str, protected: str | None = None) -> list[str]:
+    """What to synthesise one at a time: the sentences, with a long first sentence split
+    after its first clause, so the caller hears the reply start sooner (Piper's time grows
+    with the length of what it is given; the rest is rendered while the first part plays).
+    A sentence holding the ``protected`` phrase is never split."""
+    sentences = split_sentences(text)
+    if sentences and not (protected and protected in sentences[0]):
+        head, comma, rest = sentences[0].partition(", ")
+        if comma and len(head.split()) >= FIRST_CLAUSE_MIN_WORDS and len(rest.split()) >= 3:
+            sentences[:1] = [head + ",", rest]
+    return sentences
+
+
+class CallSpeaker:
+    """Speaks replies into one call; ``say()`` returns when the reply has been played."""
+
+    def __init__(self, audio: CallAudio, tts: Synthesizer) -> None:
+        self.audio = audio
+        self.tts = tts
+        self._stopped = False
+        self._protected_until = 0
+        """``audio.frames_queued`` at the end of the last protected sentence."""
+        self.first_audio_at: float | None = None
+        """``time.monotonic()`` when the current reply's first sentence was queued."""
+
+    async def say(self, text: str, protected: str | None = None) -> bool:
+        """Play ``text``; sentences containing ``protected`` cannot be interrupted.
+
+        Returns True if it was played to the end, False if ``stop()`` cut it short.
+        """
+        self._stopped = False
+        self.first_audio_at = None
+        self.audio.mark_reply()
+        self.audio.replying = True
+        try:
+            for sentence in reply_chunks(text, protected):
+                pcm = await asyncio.to_thread(self._render, sentence)
+                if self._stopped or self.audio.closed:
+                    break
+                self.audio.play(pcm)
+                if self.first_audio_at is None:
+                    self.first_audio_at = time.monotonic()
+                if protected and protected in sentence:
+                    self._protected_until = self.audio.frames_queued
+        finally:
+            self.audio.replying = False
+        # Poll: waking the loop from the bridge thread on every frame would cost more.
+        while self.audio.playing and not self.audio.closed:  # noqa: ASYNC110
+            await asyncio.sleep(_POLL_SECONDS)
+        return not self._stopped
+
+    def stop(self) -> None:
+        """Barge-in: drop what is queued after any protected sentence; render no more."""
+        self._stopped = True
+        self.audio.truncate(self.protected_frames_left)
+
+    def silence(self) -> None:
+        """Stop at once, protected or not (the call is ending)."""
+        self._stopped = True
+        self._protected_until = 0
+        self.audio.clear()
+
+    @property
+    def protected_frames_left(self) -> int:
+        """Queued frames of a protected sentence not yet played (0 when none)."""
+        return max(0, self._protected_until - self.audio.frames_out)
+
+    def _render(self, sentence: str) -> bytes:
+        """One sentence as 16 kHz PCM (worker thread: the generator is consumed here)."""
+        parts = list(self.tts.synthesize(sentence))
+        if not parts:
+            return b""
+        return np.concatenate(parts).astype("<i2", copy=False).tobytes()

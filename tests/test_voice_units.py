@@ -1,0 +1,176 @@
+"""Pure and timing pieces of the phone conversation, with plain values and scripted fakes.
+
+The listener is fed frames whose speech/non-speech is scripted (a fake VAD) and a fake
+transcriber that records what it was asked; the end-to-end tests use the real models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from agent.asr.whisper import Transcript
+from agent.audio.format import FRAME_BYTES
+from agent.audio.segmenter import SegmenterSettings
+from agent.sip.events import CallEnded, TransferStatus
+from agent.voice.listener import CallerTurn, ListenerEvent, NoInput, SpeechStarted, TurnListener
+from agent.voice.speaker import reply_chunks, split_sentences
+from agent.voice.transfer import TransferResult, TransferTracker, transfer_uri
+
+# --- sentences -------------------------------------------------------------------------
+
+
+def test_replies_split_into_sentences() -> None:
+    assert split_sentences("Done. I've texted it!  Goodbye?") == [
+        "Done.",
+        "I've texted it!",
+        "Goodbye?",
+    ]
+    assert split_sentences("  ") == []
+
+
+def test_a_long_first_sentence_is_split_after_its_first_clause() -> None:
+    text = (
+        "I see one open invoice, for two hundred eighty-five dollars, from November third. "
+        "Would you like me to text you a secure link to pay it?"
+    )
+    assert reply_chunks(text) == [
+        "I see one open invoice,",
+        "for two hundred eighty-five dollars, from November third.",
+        "Would you like me to text you a secure link to pay it?",
+    ]
+
+
+def test_short_clauses_and_protected_read_backs_are_not_split() -> None:
+    assert reply_chunks("No problem, bye now.") == ["No problem, bye now."]
+    text = "That's the invoice for ten dollars, from March third today. Shall I?"
+    protected = "ten dollars, from March third"
+    assert (
+        reply_chunks(text, protected)[0]
+        == "That's the invoice for ten dollars, from March third today."
+    )
+    assert reply_chunks(text)[0] == "That's the invoice for ten dollars,"
+
+
+# --- transfer verdicts -----------------------------------------------------------------
+
+
+def status(code: int, final: bool = False) -> TransferStatus:
+    return TransferStatus(call_id=1, status=code, reason="", final=final)
+
+
+def test_transfer_answered_when_the_final_notify_is_200() -> None:
+    t = TransferTracker()
+    assert t.on_event(status(100)) is None
+    assert t.on_event(status(180)) is None
+    assert t.on_event(status(200, final=True)) is TransferResult.ANSWERED
+
+
+@pytest.mark.parametrize("code", [403, 480, 486, 503, 603])
+def test_transfer_failed_when_the_refer_or_the_target_refuses(code: int) -> None:
+    assert TransferTracker().on_event(status(code, final=True)) is TransferResult.FAILED
+    t = TransferTracker()
+    t.on_event(status(100))
+    assert t.on_event(status(code)) is TransferResult.FAILED
+
+
+def test_caller_leaving_after_an_accepted_refer_is_a_hand_over() -> None:
+    t = TransferTracker()
+    t.on_event(status(100))
+    assert t.on_event(CallEnded(1, "200 OK")) is TransferResult.HANDED_OVER
+    assert TransferTracker().on_event(CallEnded(1, "200 OK")) is TransferResult.FAILED
+
+
+def test_timeout_is_a_hand_over_only_if_the_refer_was_accepted() -> None:
+    assert TransferTracker().on_timeout() is TransferResult.FAILED
+    t = TransferTracker()
+    t.on_event(status(180))
+    assert t.on_timeout() is TransferResult.HANDED_OVER
+
+
+def test_transfer_uri_routes_phone_numbers_through_the_callers_trunk() -> None:
+    assert transfer_uri("sip:csr@10.0.0.5:5070", "192.0.2.1", "US") == "sip:csr@10.0.0.5:5070"
+    assert transfer_uri("+1 416 555 0199", "192.0.2.1", "CA") == "sip:+14165550199@192.0.2.1"
+    assert transfer_uri("4165550199", "2001:db8::1", "US") == "sip:+14165550199@[2001:db8::1]"
+
+
+# --- listener timing -------------------------------------------------------------------
+
+
+class ScriptedVad:
+    """Speech where the frame's first sample is non-zero."""
+
+    def is_speech(self, frame: bytes) -> bool:
+        return frame[:2] != b"\x00\x00"
+
+
+class RecordingTranscriber:
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:  # type: ignore[type-arg]
+        self.calls.append(len(samples))
+        return Transcript(f"{len(samples)} samples", 0.0, 0.0, len(samples) / 16000, 0.01, 1000)
+
+
+SPEECH = b"\x01\x00" * (FRAME_BYTES // 2)
+QUIET = bytes(FRAME_BYTES)
+
+
+async def feed(frames: list[bytes]) -> AsyncIterator[tuple[float, bytes]]:
+    for k, frame in enumerate(frames):
+        yield (k * 0.02, frame)
+        await asyncio.sleep(0)
+
+
+def listen(frames: list[bytes], armed: bool = True, **settings: float) -> list[ListenerEvent]:
+    events: list[ListenerEvent] = []
+    transcriber = RecordingTranscriber()
+    seg = SegmenterSettings(endpoint_silence_seconds=0.25, **settings)  # type: ignore[arg-type]
+    listener = TurnListener(transcriber, ScriptedVad(), seg, events.append)
+    if armed:
+        listener.arm()
+
+    async def body() -> None:
+        await listener.run(feed(frames))
+
+    asyncio.run(body())
+    return events
+
+
+def test_one_utterance_gives_speech_started_then_one_turn_with_preroll() -> None:
+    events = listen([QUIET] * 20 + [SPEECH] * 50 + [QUIET] * 30)
+    assert isinstance(events[0], SpeechStarted)
+    turns = [e for e in events if isinstance(e, CallerTurn)]
+    assert len(turns) == 1
+    turn = turns[0]
+    assert turn.speculative  # transcription started during the endpoint wait was used
+    assert turn.last_voice_at == pytest.approx(69 * 0.02)
+    # pre-roll (15 frames, incl. the 3-frame start debounce) + speech + 5 frames to SILENCE_STARTED
+    assert turn.text == f"{(15 + 47 + 5) * 320} samples"
+
+
+def test_speech_resuming_discards_the_speculative_transcription() -> None:
+    frames = [SPEECH] * 40 + [QUIET] * 8 + [SPEECH] * 40 + [QUIET] * 30
+    turns = [e for e in listen(frames) if isinstance(e, CallerTurn)]
+    assert len(turns) == 1
+    assert turns[0].speculative
+    assert turns[0].text == f"{(40 + 8 + 40 + 5) * 320} samples"  # the whole utterance
+
+
+def test_no_input_only_when_armed() -> None:
+    quiet = [QUIET] * 100  # 2 s
+    assert listen(quiet, armed=True, no_input_timeout_seconds=1.0) == [NoInput()]
+    assert listen(quiet, armed=False, no_input_timeout_seconds=1.0) == []
+
+
+def test_max_utterance_cuts_the_turn_and_transcribes_all_of_it() -> None:
+    turns = [
+        e for e in listen([SPEECH] * 150, max_utterance_seconds=2.0) if isinstance(e, CallerTurn)
+    ]
+    assert len(turns) == 1
+    assert turns[0].cut_off
+    assert not turns[0].speculative
