@@ -45,6 +45,7 @@ from agent.config_schema import (
     TwilioSettings,
 )
 from agent.errors import ConfigError, Problem
+from agent.sip.registration import parse_registrar
 from agent.urls import redact as redact_url
 
 __all__ = [
@@ -85,6 +86,8 @@ _DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "postgresext", "cockroa
 _SMS_PLACEHOLDERS = ("company", "invoice", "amount", "url")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+_MAX_TLS_CA_CERTIFICATES = 40
+"""pjsip sends every CA name in the handshake; 40 worked, 80 stalled (see agent.sip.transport)."""
 _INVALID: Any = object()
 """Sentinel: the value had a problem (already reported); keep the field's default."""
 
@@ -418,12 +421,67 @@ class _Validator(ProblemLog):
             )
         for network in sip.allowed_networks:
             self._network(network, ("sip", "allowed_networks"))
+        if sip.registrar.strip():
+            try:
+                registrar = parse_registrar(sip.registrar)
+            except ValueError as err:
+                self.report(("sip", "registrar"), f"{show(sip.registrar)}: {err}")
+            else:
+                if registrar.scheme == "sips" and sip.transport != "tls":
+                    self.report(("sip", "registrar"), 'a sips: URI needs transport = "tls"')
+        if not sip.realm.strip():
+            self.report(("sip", "realm"), 'must not be empty; "*" answers any realm')
         if sip.mode == "register":
             trigger, when = ("sip", "mode"), 'sip.mode is "register"'
             self._required(sip.registrar, ("sip", "registrar"), trigger, when)
             self._required(sip.username, ("sip", "username"), trigger, when)
             self._secret_is_set(sip.password, ("sip", "password"), trigger)
+        if sip.transport == "tls":
+            self._tls_files(sip)
         return sip
+
+    def _tls_files(self, sip: SipSettings) -> None:
+        """With TLS: certificate and key required; every named PEM file readable."""
+        trigger, when = ("sip", "transport"), 'sip.transport is "tls"'
+        self._required(sip.tls_certificate, ("sip", "tls_certificate"), trigger, when)
+        self._required(sip.tls_private_key, ("sip", "tls_private_key"), trigger, when)
+        if sip.tls_verify_client:
+            when = "sip.tls_verify_client is true"
+            self._required(
+                sip.tls_ca_file, ("sip", "tls_ca_file"), ("sip", "tls_verify_client"), when
+            )
+        elif sip.mode == "register":  # the registrar's certificate is checked against it
+            when = 'sip.mode is "register" with TLS'
+            self._required(sip.tls_ca_file, ("sip", "tls_ca_file"), trigger, when)
+        for key, value, what in (
+            ("tls_certificate", sip.tls_certificate, "CERTIFICATE"),
+            ("tls_private_key", sip.tls_private_key, "PRIVATE KEY"),
+            ("tls_ca_file", sip.tls_ca_file, "CERTIFICATE"),
+        ):
+            text = self._pem_file(value, ("sip", key), what) if value.strip() else None
+            count = text.count("-----BEGIN CERTIFICATE-----") if text else 0
+            if key == "tls_ca_file" and count > _MAX_TLS_CA_CERTIFICATES:
+                self.report(
+                    ("sip", key),
+                    f"{show(value)} holds {count} certificates; more than "
+                    f"{_MAX_TLS_CA_CERTIFICATES} make the SIP stack's TLS handshakes stall: "
+                    "keep only the CAs needed",
+                )
+
+    def _pem_file(self, name: str, path: KeyPath, what: str) -> str | None:
+        """The text of PEM file ``name`` holding a ``what`` (an unencrypted key); else None."""
+        try:
+            text = Path(name).read_text(encoding="ascii", errors="replace")
+        except OSError as err:
+            self.report(path, f"cannot read {show(name)}: {err.strerror or err}")
+            return None
+        if not re.search(rf"-----BEGIN (?:[A-Z]+ )?{what}-----", text):
+            self.report(path, f"{show(name)} holds no PEM {what} (-----BEGIN {what}-----)")
+            return None
+        if what == "PRIVATE KEY" and "ENCRYPTED" in text:
+            self.report(path, f"{show(name)} is encrypted; give an unencrypted key file")
+            return None
+        return text
 
     def _network(self, text: str, path: KeyPath) -> None:
         try:

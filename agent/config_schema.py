@@ -295,13 +295,32 @@ class SipSettings:
     """Networks (CIDR) calls are accepted from."""
 
     registrar: str = ""
-    """Registrar host or URI; required when ``mode`` is ``register``."""
+    """Registrar ``host[:port]`` or ``sip:`` URI; required when ``mode`` is ``register``."""
 
     username: str = ""
     """Registration user; required when ``mode`` is ``register``."""
 
     password: Secret = Secret(env="SIP_PASSWORD")
     """Registration password."""
+
+    realm: str = "*"
+    """Digest realm the password is for; ``*`` answers whatever realm the registrar names."""
+
+    register_expires_seconds: int = field(default=300, metadata=between(60, 3600))
+    """Registration lifetime asked for; re-registered shortly before it runs out."""
+
+    tls_certificate: str = ""
+    """PEM certificate (chain) the agent presents; required when ``transport`` is ``tls``."""
+
+    tls_private_key: str = ""
+    """Unencrypted PEM key of ``tls_certificate``; required when ``transport`` is ``tls``."""
+
+    tls_ca_file: str = ""
+    """PEM CA certificates (at most 40) that callers' (``tls_verify_client``) and the
+    registrar's certificates are checked against; required for either."""
+
+    tls_verify_client: bool = False
+    """Accept TLS connections only from peers with a certificate signed by ``tls_ca_file``."""
 
     require_verstat: bool = False
     """Only treat the caller ID as verified with a STIR/SHAKEN ``verstat=TN-Validation-Passed``."""

@@ -8,6 +8,10 @@ and prints one JSON line: ``{"calls": [{"status": 200, "confirmed": true, ...}, 
 
     python tests/sip_peer.py --to sip:agent@127.0.0.1:5080 --from +14165550123 \
         --play tone.wav --record heard.wav --seconds 3 --dtmf 12
+
+``--transport tcp|tls`` calls over TCP or TLS (``;transport=`` is added to ``--to``); with TLS,
+``--ca`` checks the agent's certificate and ``--cert``/``--key`` present one of our own.
+``--bind`` picks the local address calls come from (any 127.x.y.z works on loopback).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from typing import Any
 import pjsua2 as pj
 
 CLOCK_RATE = 16000
+TRANSPORTS = {
+    "udp": pj.PJSIP_TRANSPORT_UDP,
+    "tcp": pj.PJSIP_TRANSPORT_TCP,
+    "tls": pj.PJSIP_TRANSPORT_TLS,
+}
 
 
 class PeerCall(pj.Call):  # type: ignore[misc]
@@ -58,11 +67,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dtmf", default="", help="RFC 4733 digits sent 0.5 s after answer")
     ap.add_argument("--calls", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=20.0)
-    return ap.parse_args(argv)
+    ap.add_argument("--transport", choices=TRANSPORTS, default="udp")
+    ap.add_argument("--bind", default="127.0.0.1", help="local address to call from")
+    ap.add_argument("--ca", default="", help="TLS: CA file the agent's certificate must match")
+    ap.add_argument("--cert", default="", help="TLS: client certificate (PEM)")
+    ap.add_argument("--key", default="", help="TLS: client private key (PEM)")
+    args = ap.parse_args(argv)
+    if args.transport != "udp" and "transport=" not in args.to:
+        args.to += f";transport={args.transport}"
+    return args
 
 
-def start_endpoint(calls: int) -> Any:
-    """A pjsua2 endpoint on an ephemeral loopback UDP port, null audio, PCMU only."""
+def transport_config(args: argparse.Namespace) -> Any:
+    tcfg = pj.TransportConfig()
+    tcfg.boundAddress = args.bind
+    tcfg.port = 0
+    if args.transport == "tls":
+        tcfg.tlsConfig.CaListFile = args.ca
+        tcfg.tlsConfig.verifyServer = bool(args.ca)
+        tcfg.tlsConfig.certFile = args.cert
+        tcfg.tlsConfig.privKeyFile = args.key
+    return tcfg
+
+
+def start_endpoint(args: argparse.Namespace) -> Any:
+    """A pjsua2 endpoint on an ephemeral loopback port, null audio, PCMU only."""
+    calls = args.calls
     ep = pj.Endpoint()
     ep.libCreate()
     cfg = pj.EpConfig()
@@ -76,10 +106,7 @@ def start_endpoint(calls: int) -> Any:
     cfg.logConfig.consoleLevel = 1
     cfg.logConfig.level = 1
     ep.libInit(cfg)
-    tcfg = pj.TransportConfig()
-    tcfg.boundAddress = "127.0.0.1"
-    tcfg.port = 0
-    ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+    ep.transportCreate(TRANSPORTS[args.transport], transport_config(args))
     ep.libStart()
     ep.audDevManager().setNullDev()
     for codec in ep.codecEnum2():  # force the 8 kHz telephone path
@@ -94,7 +121,7 @@ class Peer:
         self.ep = ep
         self.args = args
         acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:{args.from_user}@127.0.0.1"
+        acfg.idUri = f"sip:{args.from_user}@{args.bind}"
         self.account = pj.Account()
         self.account.create(acfg, True)
         self.calls: list[PeerCall] = []
@@ -174,7 +201,7 @@ class Peer:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ep = start_endpoint(args.calls)
+    ep = start_endpoint(args)
     peer = Peer(ep, args)
     try:
         result = peer.run()

@@ -476,3 +476,78 @@ def test_mistyped_database_url_does_not_print_the_password(tmp_path: Path) -> No
 
     message = str(caught.value)
     assert f"{path}:2: database.url:" in message and "Hunter2" not in message
+
+
+PEM_CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+
+
+def test_sip_register_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[sip]\nmode = "register"\nregistrar = "alice@pbx.example.net"\nusername = "alice"\n'
+        'password = "pw"\nrealm = ""\nregister_expires_seconds = 30\n',
+    )
+    assert problems(path) == [
+        f'{path}:3: sip.registrar: "alice@pbx.example.net": write the host only; '
+        "the user goes in username",
+        f'{path}:6: sip.realm: must not be empty; "*" answers any realm',
+        f"{path}:7: sip.register_expires_seconds: 30 is out of range; expected 60 to 3600",
+    ]
+    path = write(
+        tmp_path,
+        '[sip]\nmode = "register"\nregistrar = "sip:pbx.example.net:5070"\nusername = "alice"\n'
+        'password = "pw"\nrealm = "example"\nregister_expires_seconds = 600\n',
+    )
+    path.write_text(path.read_text().replace("sip:pbx", "sips:pbx"))
+    assert problems(path) == [f'{path}:3: sip.registrar: a sips: URI needs transport = "tls"']
+    path.write_text(path.read_text().replace("sips:pbx", "sip:pbx"))
+    sip = load_config(path).sip
+    assert (sip.registrar, sip.realm, sip.register_expires_seconds) == (
+        "sip:pbx.example.net:5070",
+        "example",
+        600,
+    )
+
+
+def test_sip_tls_files(tmp_path: Path) -> None:
+    (tmp_path / "agent.crt").write_text(PEM_CERT)
+    (tmp_path / "agent.key").write_text(PEM_KEY)
+    (tmp_path / "many.pem").write_text(PEM_CERT * 41)
+    path = write(tmp_path, '[sip]\ntransport = "tls"\nmode = "register"\n')
+    assert problems(path) == [
+        f'{path}:2: sip.tls_certificate: required when sip.transport is "tls"',
+        f'{path}:2: sip.tls_private_key: required when sip.transport is "tls"',
+        f'{path}:2: sip.tls_ca_file: required when sip.mode is "register" with TLS',
+        f'{path}:3: sip.registrar: required when sip.mode is "register"',
+        f'{path}:3: sip.username: required when sip.mode is "register"',
+        f"{path}:3: sip.password: environment variable SIP_PASSWORD (the default) is not set",
+    ]
+    path = write(
+        tmp_path,
+        f'[sip]\ntransport = "tls"\ntls_certificate = "{tmp_path}/agent.key"\n'
+        f'tls_private_key = "{tmp_path}/missing.key"\ntls_ca_file = "{tmp_path}/many.pem"\n'
+        "tls_verify_client = true\n",
+    )
+    assert problems(path) == [
+        f'{path}:3: sip.tls_certificate: "{tmp_path}/agent.key" holds no PEM CERTIFICATE '
+        "(-----BEGIN CERTIFICATE-----)",
+        f'{path}:4: sip.tls_private_key: cannot read "{tmp_path}/missing.key": '
+        "No such file or directory",
+        f'{path}:5: sip.tls_ca_file: "{tmp_path}/many.pem" holds 41 certificates; more than 40 '
+        "make the SIP stack's TLS handshakes stall: keep only the CAs needed",
+    ]
+    path = write(tmp_path, '[sip]\ntls_verify_client = true\ntls_certificate = "/nowhere"\n')
+    assert load_config(path).sip.tls_certificate == "/nowhere"  # checked only with TLS
+    path = write(
+        tmp_path,
+        f'[sip]\ntransport = "tls"\nport = 5061\ntls_certificate = "{tmp_path}/agent.crt"\n'
+        f'tls_private_key = "{tmp_path}/agent.key"\ntls_verify_client = true\n',
+    )
+    assert problems(path) == [
+        f"{path}:6: sip.tls_ca_file: required when sip.tls_verify_client is true"
+    ]
+    path.write_text(path.read_text() + f'tls_ca_file = "{tmp_path}/agent.crt"\n')
+    sip = load_config(path).sip
+    assert (sip.transport, sip.tls_verify_client) == ("tls", True)
+    assert sip.tls_ca_file == f"{tmp_path}/agent.crt"

@@ -54,9 +54,13 @@ def test_busy_at_max_calls() -> None:
     assert refusal is not None and refusal.status == BUSY_HERE
 
 
-def test_register_mode_ignores_networks() -> None:
-    settings = SipSettings(mode="register", allowed_networks=("10.0.0.0/8",))
-    assert check_incoming(settings, "127.0.0.1:5062", active_calls=0) is None
+def test_register_mode_applies_networks_too() -> None:
+    # The endpoint adds the registrar's addresses to allowed_networks (see registration.py).
+    settings = SipSettings(mode="register", allowed_networks=("10.0.0.0/8", "192.0.2.7/32"))
+    assert check_incoming(settings, "192.0.2.7:5060", active_calls=0) is None
+    refusal = check_incoming(settings, "127.0.0.1:5062", active_calls=0)
+    assert refusal is not None and refusal.status == FORBIDDEN
+    assert refusal.reason == "source 127.0.0.1 is neither the registrar nor in allowed_networks"
 
 
 def test_caller_from_from_header() -> None:

@@ -4,5 +4,7 @@
 - ``policy``: pure decisions on an incoming INVITE (source network, busy, caller ID, verstat);
 - ``frames``: fast copies between pjsua2 frame buffers and ``bytes``;
 - ``media``: per-call audio buffers and the conference-bridge port that feeds them;
+- ``registration``: register mode's account (digest, refresh), its state, trusted registrar;
+- ``transport``: the UDP/TCP/TLS transport from ``[sip]``;
 - ``endpoint``: ``SipEndpoint``, the one thread that makes every pjsua2 call.
 """

@@ -27,9 +27,28 @@ import pjsua2 as pj
 from agent.audio.format import FRAME_MS, SAMPLE_RATE
 from agent.config_schema import SipSettings
 from agent.errors import AgentError
-from agent.sip.events import CallAnswered, CallEnded, DtmfDigit, IncomingCall, SipEvent
+from agent.sip.events import (
+    CallAnswered,
+    CallEnded,
+    DtmfDigit,
+    IncomingCall,
+    SipEvent,
+    TransferStatus,
+)
 from agent.sip.media import CallAudio, CallAudioPort
 from agent.sip.policy import caller_identity, check_incoming, host_of
+from agent.sip.registration import (
+    UNREGISTER_WAIT_SECONDS,
+    RegistrationState,
+    account_config,
+    after_answer,
+    describe,
+    initial_state,
+    parse_registrar,
+    resolve,
+    trusting,
+)
+from agent.sip.transport import transport_config
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +74,18 @@ class SipEndpoint:
     """The agent's SIP user agent. ``await start()``, read ``events``, ``await stop()``."""
 
     def __init__(self, settings: SipSettings, *, region: str = "US") -> None:
-        if settings.mode != "ip":
-            raise SipSetupError("[sip] mode = 'register' is not supported yet")
-        if settings.transport == "tls":
-            raise SipSetupError("[sip] transport = 'tls' is not supported yet")
+        tls_files = settings.tls_certificate and settings.tls_private_key
+        if settings.transport == "tls" and not tls_files:
+            raise SipSetupError("[sip] transport = 'tls' needs tls_certificate and tls_private_key")
+        self.registration: RegistrationState | None = None
+        """Register mode: the latest registration state (written on the pjsua2 thread)."""
+        if settings.mode == "register":
+            try:
+                self.registration = initial_state(settings)
+            except ValueError as err:
+                raise SipSetupError(f"[sip] registrar: {err}") from err
         self.settings = settings
+        """The settings in force; in register mode ``allowed_networks`` gains the registrar."""
         self.region = region
         self.events: asyncio.Queue[SipEvent] = asyncio.Queue()
         self.bound_port = 0
@@ -117,7 +143,7 @@ class SipEndpoint:
         await self._submit(lambda: self._call(call_id).hangup(_op(status)))
 
     async def transfer(self, call_id: int, target: str) -> None:
-        """Blind transfer (REFER) to a SIP URI; the outcome arrives as the call ending."""
+        """Blind transfer (REFER) to a SIP URI; progress arrives as ``TransferStatus`` events."""
         await self._submit(lambda: self._call(call_id).xfer(target, _op(0)))
 
     @property
@@ -182,20 +208,20 @@ class SipEndpoint:
         cfg.logConfig.consoleLevel = 1
         cfg.logConfig.level = 1
         self._ep.libInit(cfg)
-        kind = pj.PJSIP_TRANSPORT_TCP if s.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
-        tcfg = pj.TransportConfig()
-        tcfg.boundAddress = s.listen_address
-        tcfg.publicAddress = s.listen_address
-        tcfg.port = s.port
-        tid = self._ep.transportCreate(kind, tcfg)
+        tid = self._ep.transportCreate(*transport_config(s))
         self._ep.libStart()
         self._ep.audDevManager().setNullDev()
         for codec in self._ep.codecEnum2():
             self._ep.codecSetPriority(codec.codecId, CODEC_PRIORITIES.get(codec.codecId, 0))
         bound = int(self._ep.transportGetInfo(tid).localName.rsplit(":", 1)[1])
-        acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:agent@{s.listen_address}:{bound}"
-        acfg.sipConfig.transportId = tid
+        if self.registration is not None:
+            registrar = parse_registrar(s.registrar).host
+            self.settings = trusting(s, resolve(registrar))
+            acfg = account_config(s, tid)
+        else:
+            acfg = pj.AccountConfig()
+            acfg.idUri = f"sip:agent@{s.listen_address}:{bound}"
+            acfg.sipConfig.transportId = tid
         self._account = _Account(self)
         self._account.create(acfg, True)
         return bound
@@ -248,11 +274,13 @@ class SipEndpoint:
 
     def _destroy(self) -> None:
         if self._account is not None:
+            if self.registration is not None and self.registration.registered:
+                self._account.unregister(self._ep, UNREGISTER_WAIT_SECONDS)
             self._account.shutdown()
             self._account = None
         if self._ep is not None:
-            # Calls were hung up (BYEs sent and answered) in _teardown and nothing is
-            # registered, so skip pjsua's network wind-down: it sleeps ~1 s otherwise.
+            # Calls were hung up (BYEs sent and answered) in _teardown and the account
+            # unregistered above, so skip pjsua's network wind-down: it sleeps ~1 s otherwise.
             self._ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
             self._ep = None
 
@@ -283,6 +311,7 @@ class SipEndpoint:
                 verstat=who.verstat,
                 caller_verified=who.verified,
                 remote_address=host_of(source),
+                sip_call_id=str(call.getInfo().callIdString),
             )
         )
 
@@ -322,6 +351,12 @@ class SipEndpoint:
         if call_id in self._announced:
             self._emit(DtmfDigit(call_id, digit))
 
+    def on_transfer_status(self, call_id: int, prm: Any) -> None:
+        # Only plain values leave this callback: prm belongs to pjsua2.
+        status, reason, final = int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
+        if call_id in self._announced:
+            self._emit(TransferStatus(call_id, status, reason, final))
+
     def _end(self, call_id: int, reason: str) -> None:
         audio = self._audio.pop(call_id, None)
         if audio is not None:
@@ -353,6 +388,35 @@ class _Account(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
         _guarded(self._owner.on_incoming, prm)
 
+    def onRegState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
+        _guarded(self._on_reg_state, int(prm.code), str(prm.reason), int(prm.expiration), prm)
+
+    def _on_reg_state(self, status: int, reason: str, expires: int, prm: Any) -> None:
+        owner = self._owner
+        if owner.registration is None:
+            return
+        state = after_answer(owner.registration, status, reason, expires)
+        if state.registered:
+            # Whoever answered our REGISTER with 200 is the registrar: accept its INVITEs.
+            owner.settings = trusting(owner.settings, (str(prm.rdata.srcAddress),))
+        owner.registration = state  # one attribute store: atomic for readers on asyncio
+        log.log(logging.WARNING if state.phase == "failed" else logging.INFO, describe(state))
+
+    def unregister(self, ep: Any, wait_s: float) -> None:
+        """Send REGISTER Expires: 0 and pump events until answered or ``wait_s`` passes."""
+        try:
+            self.setRegistration(False)
+        except Exception as err:  # pjsua2 raises pj.Error; stopping must go on regardless
+            log.warning("could not unregister: %s", getattr(err, "reason", err))
+            return
+        deadline = time.monotonic() + wait_s
+        owner = self._owner
+        while owner.registration is not None and owner.registration.registered:
+            if time.monotonic() >= deadline:
+                log.warning("no answer to the unregistration within %.1f s", wait_s)
+                return
+            ep.libHandleEvents(_POLL_MS)
+
 
 class _Call(pj.Call):  # type: ignore[misc]
     def __init__(self, owner: SipEndpoint, account: Any, call_id: int) -> None:
@@ -368,3 +432,6 @@ class _Call(pj.Call):  # type: ignore[misc]
 
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
         _guarded(self._owner.on_dtmf, self._id, str(prm.digit))
+
+    def onCallTransferStatus(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
+        _guarded(self._owner.on_transfer_status, self._id, prm)

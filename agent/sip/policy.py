@@ -58,9 +58,14 @@ def host_of(address: str) -> str:
 
 
 def check_incoming(settings: SipSettings, source: str, active_calls: int) -> Refusal | None:
-    """None to accept an INVITE from ``source`` with ``active_calls`` already up."""
-    if settings.mode == "ip" and not source_allowed(source, settings.allowed_networks):
-        return Refusal(FORBIDDEN, f"source {host_of(source)} is not in allowed_networks")
+    """None to accept an INVITE from ``source`` with ``active_calls`` already up.
+
+    Both modes accept only sources in ``allowed_networks``; in register mode the endpoint
+    adds the registrar's addresses to them (``agent.sip.registration.trusting``).
+    """
+    if not source_allowed(source, settings.allowed_networks):
+        which = "neither the registrar nor" if settings.mode == "register" else "not"
+        return Refusal(FORBIDDEN, f"source {host_of(source)} is {which} in allowed_networks")
     if active_calls >= settings.max_calls:
         return Refusal(BUSY_HERE, f"{active_calls} calls up, max_calls is {settings.max_calls}")
     return None
