@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import logging
 import queue
 import threading
@@ -222,6 +223,11 @@ class SipEndpoint:
             acfg = pj.AccountConfig()
             acfg.idUri = f"sip:agent@{s.listen_address}:{bound}"
             acfg.sipConfig.transportId = tid
+        if not ipaddress.ip_address(s.listen_address).is_unspecified:
+            # RTP on the same address as SIP, and that address in the SDP (not 0.0.0.0
+            # and whatever interface the default route happens to use).
+            acfg.mediaConfig.transportConfig.boundAddress = s.listen_address
+            acfg.mediaConfig.transportConfig.publicAddress = s.listen_address
         self._account = _Account(self)
         self._account.create(acfg, True)
         return bound

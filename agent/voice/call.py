@@ -18,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -81,6 +82,10 @@ class VoiceServices:
     gateway: SmsGateway
     transcriber: Transcriber
     tts: Synthesizer
+    asr_pool: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "asr"))
+    """Runs every call's transcriptions, one at a time (Whisper already uses every core)."""
+    tts_pool: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "tts"))
+    """Runs every call's speech synthesis, one sentence at a time."""
 
     def segmenter_settings(self) -> SegmenterSettings:
         asr = self.config.asr
@@ -105,9 +110,13 @@ class VoiceCall:
         self.session: ConversationSession | None = None
         self.connected = True
         self._audio = control.audio(incoming.call_id)
-        self._speaker = CallSpeaker(self._audio, services.tts)
+        self._speaker = CallSpeaker(self._audio, services.tts, services.tts_pool)
         self._listener = TurnListener(
-            services.transcriber, WebRtcVad(), services.segmenter_settings(), self.deliver
+            services.transcriber,
+            WebRtcVad(),
+            services.segmenter_settings(),
+            self.deliver,
+            services.asr_pool,
         )
         self._heard: tuple[CallerTurn, float] | None = None
         self._stopping = False

@@ -22,6 +22,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ ListenerEvent = SpeechStarted | CallerTurn | NoInput | HearingFailed
 class _Utterance:
     frames: list[bytes]
     last_voice_at: float
-    speculative: asyncio.Task[Transcript] | None = None
+    speculative: asyncio.Future[Transcript] | None = None
     speculative_frames: int = 0
 
 
@@ -97,8 +98,12 @@ class TurnListener:
         vad: VoiceActivityDetector,
         settings: SegmenterSettings,
         emit: Callable[[ListenerEvent], None],
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the transcriptions (one worker shared by all calls keeps stale
+        speculative runs from competing with the one that matters); None: asyncio's default."""
         self.transcriber = transcriber
+        self.executor = executor
         self.vad = vad
         self.segmenter = UtteranceSegmenter(settings)
         self.emit = emit
@@ -106,7 +111,7 @@ class TurnListener:
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._utterance: _Utterance | None = None
         self._previous: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def arm(self) -> None:
         """The agent has finished talking: start the no-input timer (unless mid-utterance)."""
@@ -152,7 +157,9 @@ class TurnListener:
             utterance.speculative = self._transcribe(utterance.frames)
             utterance.speculative_frames = len(utterance.frames)
         elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
-            utterance.speculative = None  # let it finish; its result is not used
+            if utterance.speculative is not None:
+                utterance.speculative.cancel()  # dropped if still queued; else ignored
+            utterance.speculative = None
         elif event is SegmenterEvent.NO_INPUT:
             self.segmenter.reset()
             if self.armed:
@@ -165,11 +172,12 @@ class TurnListener:
                 self._utterance = None
                 self._finish(utterance, cut_off=event is SegmenterEvent.MAX_UTTERANCE)
 
-    def _transcribe(self, frames: list[bytes]) -> asyncio.Task[Transcript]:
+    def _transcribe(self, frames: list[bytes]) -> asyncio.Future[Transcript]:
         samples = np.frombuffer(b"".join(frames), dtype="<i2")
-        task = asyncio.create_task(asyncio.to_thread(self.transcriber.transcribe, samples))
-        self._keep(task)
-        return task
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.executor, self.transcriber.transcribe, samples)
+        self._keep(future)
+        return future
 
     def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
         endpoint_at = time.monotonic()
@@ -202,6 +210,6 @@ class TurnListener:
         self._previous = asyncio.create_task(deliver())
         self._keep(self._previous)
 
-    def _keep(self, task: asyncio.Task[Any]) -> None:
+    def _keep(self, task: asyncio.Future[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

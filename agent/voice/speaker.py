@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -48,9 +49,11 @@ def reply_chunks(text: str, protected: str | None = None) -> list[str]:
 class CallSpeaker:
     """Speaks replies into one call; ``say()`` returns when the reply has been played."""
 
-    def __init__(self, audio: CallAudio, tts: Synthesizer) -> None:
+    def __init__(self, audio: CallAudio, tts: Synthesizer, executor: Executor | None = None):
+        """``executor`` runs the synthesis (None: asyncio's default thread pool)."""
         self.audio = audio
         self.tts = tts
+        self.executor = executor
         self._stopped = False
         self._protected_until = 0
         """``audio.frames_queued`` at the end of the last protected sentence."""
@@ -68,7 +71,8 @@ class CallSpeaker:
         self.audio.replying = True
         try:
             for sentence in reply_chunks(text, protected):
-                pcm = await asyncio.to_thread(self._render, sentence)
+                loop = asyncio.get_running_loop()
+                pcm = await loop.run_in_executor(self.executor, self._render, sentence)
                 if self._stopped or self.audio.closed:
                     break
                 self.audio.play(pcm)

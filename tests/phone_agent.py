@@ -1,0 +1,138 @@
+"""The real agent service (`voice-agent run`) on loopback, for end-to-end phone tests.
+
+``PhoneAgent.start`` runs the real command line with its own config (SQLite copy of the demo
+database, the session's Rasa server, a free SIP port, the given extra TOML) and waits for the
+"ready" line; ``stop`` sends SIGTERM, as systemd would, and returns the exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.billing.db import close_database, open_database
+from agent.billing.models import Call, CallEvent, SmsMessage
+from tests.conftest import VOICE_AGENT, free_port, write_config
+
+READY_SECONDS = 120
+
+
+def free_udp_port() -> int:
+    """A port free for both UDP (SIP) and TCP on loopback."""
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+@dataclass
+class PhoneAgent:
+    folder: Path
+    db: Path
+    config: Path
+    sip_port: int
+    process: subprocess.Popen[str]
+    log_path: Path
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        return f"sip:agent@127.0.0.1:{self.sip_port}"
+
+    @classmethod
+    def start(
+        cls,
+        folder: Path,
+        nlu_url: str,
+        demo_db_template: Path,
+        extra: str = "",
+        *,
+        sip_extra: str = "",
+    ) -> PhoneAgent:
+        """``sip_extra``: lines added to the ``[sip]`` section (which sets the port)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        db = folder / "agent.db"
+        shutil.copyfile(demo_db_template, db)
+        sip_port = free_udp_port()
+        sip_section = textwrap.dedent(f"""
+            [sip]
+            port = {sip_port}
+            """) + textwrap.dedent(sip_extra)
+        settings = sip_section + "\n" + textwrap.dedent(extra)
+        if "[asr]" not in settings:
+            settings += '\n[asr]\nmodel = "tiny.en"\n'
+        config = write_config(folder / "agent.toml", nlu_url, db, settings)
+        log_path = folder / "agent.log"
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [VOICE_AGENT, "--config", str(config), "-v", "run"],
+                stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder,
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            )  # fmt: skip
+        agent = cls(folder, db, config, sip_port, process, log_path)
+        agent._wait_ready()
+        return agent
+
+    def _wait_ready(self) -> None:
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if line.startswith("voice-agent ready"):
+                return
+        self.process.kill()
+        raise AssertionError(f"voice-agent run did not become ready:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, then wait; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"voice-agent run ignored SIGTERM:\n{self.log_tail()}") from None
+
+    @contextmanager
+    def database(self) -> Iterator[None]:
+        open_database(f"sqlite:///{self.db}")
+        try:
+            yield
+        finally:
+            close_database()
+
+    def call_record(self, sip_call_id: str) -> dict[str, Any]:
+        """The call row, its audit events and its texts, by SIP Call-ID."""
+        with self.database():
+            call = Call.get(Call.sip_call_id == sip_call_id)
+            events = [(e.type, e.payload()) for e in call.events.order_by(CallEvent.seq)]
+            texts = SmsMessage.select().where(SmsMessage.call == call)
+            sms = [(m.to_number, m.body) for m in texts]
+            return {
+                "outcome": call.outcome,
+                "escalation_reason": call.escalation_reason,
+                "invoice": call.invoice.number if call.invoice else None,
+                "events": events,
+                "sms": sms,
+            }
