@@ -27,6 +27,7 @@ from agent.config import Config, load_config, resolve_config_path
 from agent.errors import AgentError, ProblemsError
 from agent.nlu.server import ManagedNluServer, serve_foreground, train
 from agent.service import run_service
+from agent.testcall import command as test_call_command
 
 EXIT_USER_ERROR = 2
 
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat = command("chat", _chat, "hold the payment conversation over text (stdin/stdout)")
     chat.add_argument("--caller", required=True, help="caller ID, e.g. +14165550123, or anonymous")
     chat.add_argument("--json", action="store_true", help="one JSON object per agent turn")
+    test_call = command(
+        "test-call", test_call_command.handle, "dial the agent as a SIP caller and script a call"
+    )
+    test_call_command.add_arguments(test_call)
 
     config_cmd = sub.add_parser("config", help="configuration commands").add_subparsers(
         dest="config_command", required=True, metavar="ACTION"

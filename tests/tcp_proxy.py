@@ -34,6 +34,9 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._stopped.is_set():
+                client.close()
+                return
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._sockets += [client, upstream]
@@ -55,6 +58,10 @@ class TcpProxy:
     def stop(self) -> None:
         """The server is gone: new connections are refused, open ones are cut."""
         self._stopped.set()
+        # close() alone does not wake the accept() blocked in another thread, and the
+        # kernel would go on accepting connections: shut the listening socket down first.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             for s in self._sockets:

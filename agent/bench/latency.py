@@ -1,0 +1,248 @@
+"""``scripts/bench-latency``: per-turn latency of real phone calls to the real agent.
+
+For each ASR model, starts ``voice-agent run`` (demo data in a scratch folder, its own Rasa
+server unless one answers at ``--nlu-url``), then places rounds of scripted calls with
+``voice-agent test-call`` — one call at a time, then several at once — and reads what the
+agent measured itself from the audit trail (``turn-timing``: last voiced caller frame received
+→ first reply frame sent, with the endpoint wait, ASR, NLU+dialogue and first-audio TTS parts;
+``media-stats``: incoming frames dropped, outgoing frames late). CPU and RSS of the agent
+process are sampled from /proc while the calls run. Not a test: it prints figures.
+
+    python -m agent.bench.latency [--models tiny.en base] [--concurrency 1 4] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.bench.machine import describe, percentile
+from agent.billing.db import close_database, open_database
+from agent.billing.models import Call, CallEvent
+from agent.paths import PROJECT_ROOT
+
+VOICE_AGENT = str(Path(sys.executable).with_name("voice-agent"))
+SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("+14165550123", ("I'd like to pay my bill.", "Yes, please.")),
+    ("+14165550188", ("I need to pay an invoice.", "The second one.", "Yes.")),
+)
+"""(caller, turns) placed in turn; each round places every script once per concurrent slot."""
+PARTS = ("latency_ms", "endpoint_ms", "asr_ms", "asr_wait_ms", "dialog_ms", "tts_first_ms")
+
+
+@dataclass
+class Sample:
+    cpu_seconds: float
+    rss_bytes: int
+
+
+@dataclass
+class Result:
+    model: str
+    concurrency: int
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    media: list[dict[str, Any]] = field(default_factory=list)
+    failed_calls: int = 0
+    cpu_percent: float = 0.0
+    rss_max_mb: float = 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench-latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of calls per setting")
+    parser.add_argument("--nlu-url", default="http://127.0.0.1:5005")
+    args = parser.parse_args(argv)
+    print(f"machine: {describe()}", flush=True)
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
+        for model in args.models:
+            with running_agent(Path(scratch) / model, model, args.nlu_url) as agent:
+                for concurrency in args.concurrency:
+                    result = Result(model, concurrency)
+                    measure(agent, result, args.rounds)
+                    print(format_result(result), flush=True)
+                    results.append(result)
+    print()
+    print(markdown_table(results))
+    return 0
+
+
+@dataclass
+class Agent:
+    folder: Path
+    config: Path
+    process: subprocess.Popen[str]
+    uri: str
+
+
+@contextmanager
+def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
+    folder.mkdir(parents=True)
+    port = _free_port()
+    config = folder / "agent.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{folder / "agent.db"}"\n'
+        f'[nlu]\nurl = "{nlu_url}"\nmodel_dir = "{PROJECT_ROOT / "var" / "nlu-models"}"\n'
+        f'venv = "{PROJECT_ROOT / ".venv-nlu"}"\nstartup_timeout_seconds = 600\n'
+        f"[sip]\nport = {port}\nmax_calls = 8\n"
+        f'[asr]\nmodel = "{model}"\n'
+    )
+    subprocess.run([VOICE_AGENT, "--config", str(config), "db", "seed-demo"], check=True,
+                   capture_output=True)  # fmt: skip
+    log = (folder / "agent.log").open("w")
+    process = subprocess.Popen(
+        [VOICE_AGENT, "--config", str(config), "run"], stdout=subprocess.PIPE, stderr=log,
+        text=True, cwd=folder, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("voice-agent ready"):
+        process.kill()
+        raise SystemExit(f"voice-agent run did not start; see {folder / 'agent.log'}")
+    print(f"agent ready with ASR {model}", flush=True)
+    try:
+        yield Agent(folder, config, process, f"sip:agent@127.0.0.1:{port}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+        log.close()
+
+
+def measure(agent: Agent, result: Result, rounds: int) -> None:
+    samples: list[tuple[float, Sample]] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample, args=(agent.process.pid, samples, stop))
+    sampler.start()
+    call_ids: list[str] = []
+    try:
+        for _ in range(rounds):
+            for caller, turns in SCRIPTS:
+                procs = [_dial(agent, caller, turns) for _ in range(result.concurrency)]
+                for proc in procs:
+                    out, _err = proc.communicate(timeout=600)
+                    final = _last_json(out)
+                    if proc.returncode != 0 or final is None or final.get("outcome") is None:
+                        result.failed_calls += 1
+                    if final and final.get("sip_call_id"):
+                        call_ids.append(final["sip_call_id"])
+    finally:
+        stop.set()
+        sampler.join()
+    if len(samples) >= 2:
+        (t0, first), (t1, last) = samples[0], samples[-1]
+        result.cpu_percent = 100 * (last.cpu_seconds - first.cpu_seconds) / (t1 - t0)
+        result.rss_max_mb = max(s.rss_bytes for _, s in samples) / 2**20
+    _read_events(agent, call_ids, result)
+
+
+def _dial(agent: Agent, caller: str, turns: tuple[str, ...]) -> subprocess.Popen[str]:
+    args = [VOICE_AGENT, "--config", str(agent.config), "test-call", "--to", agent.uri,
+            "--from", caller, "--json", "--asr-model", "tiny.en"]  # fmt: skip
+    for turn in turns:
+        args += ["--say", turn]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _read_events(agent: Agent, call_ids: list[str], result: Result) -> None:
+    open_database(f"sqlite:///{agent.folder / 'agent.db'}")
+    try:
+        for call in Call.select().where(Call.sip_call_id.in_(call_ids)):
+            for event in call.events.order_by(CallEvent.seq):
+                if event.type == "turn-timing":
+                    result.turns.append(event.payload())
+                elif event.type == "media-stats":
+                    result.media.append(event.payload())
+    finally:
+        close_database()
+
+
+def _sample(pid: int, samples: list[tuple[float, Sample]], stop: threading.Event) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    while not stop.is_set():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            return
+        cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        samples.append((time.monotonic(), Sample(cpu, rss_pages * page)))
+        stop.wait(0.5)
+
+
+def _last_json(out: str) -> dict[str, Any] | None:
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            record: dict[str, Any] = json.loads(line)
+            return record
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{percentile(values, 50):.0f}/{percentile(values, 95):.0f}/{max(values):.0f}"
+
+
+def format_result(r: Result) -> str:
+    parts = ", ".join(f"{p[:-3]} {_stats([t[p] for t in r.turns])}" for p in PARTS)
+    speculative = sum(1 for t in r.turns if t.get("speculative"))
+    dropped = sum(m["dropped_in"] for m in r.media)
+    late = sum(m["late_out"] for m in r.media)
+    return (
+        f"{r.model} x{r.concurrency}: {len(r.turns)} turns in {len(r.media)} calls "
+        f"({r.failed_calls} failed); p50/p95/max ms: {parts}; speculative ASR used "
+        f"{speculative}/{len(r.turns)}; frames dropped {dropped}, late {late}; "
+        f"agent CPU {r.cpu_percent:.0f}%, RSS max {r.rss_max_mb:.0f} MB"
+    )
+
+
+def markdown_table(results: list[Result]) -> str:
+    lines = [
+        "| ASR | calls at once | turns | turn latency p50 / p95 / max | endpoint p50 | ASR p50 "
+        "| ASR wait p50 | NLU+dialog p50 | TTS first audio p50 | frames dropped / late "
+        "| agent CPU | agent RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+
+        def p50(part: str, turns: list[dict[str, Any]] = r.turns) -> str:
+            values = [t[part] for t in turns]
+            return f"{percentile(values, 50):.0f} ms" if values else "-"
+
+        lat = [t["latency_ms"] for t in r.turns]
+        dropped = sum(m["dropped_in"] for m in r.media)
+        late = sum(m["late_out"] for m in r.media)
+        lines.append(
+            f"| {r.model} | {r.concurrency} | {len(r.turns)} | {_stats(lat)} ms "
+            f"| {p50('endpoint_ms')} | {p50('asr_ms')} | {p50('asr_wait_ms')} "
+            f"| {p50('dialog_ms')} | {p50('tts_first_ms')} | {dropped} / {late} "
+            f"| {r.cpu_percent:.0f}% | {r.rss_max_mb:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

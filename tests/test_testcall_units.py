@@ -1,0 +1,312 @@
+"""The parts of `voice-agent test-call` that need no call: --say specs, prompt ends, the
+listener, transcription cuts, options and output."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.audio.format import FRAME_BYTES
+from agent.config_schema import Config, SipSettings
+from agent.errors import ProblemsError
+from agent.sip.media import CallAudio
+from agent.testcall.chunks import speech_chunks, speech_runs
+from agent.testcall.command import (
+    bind_address_for,
+    default_target,
+    options_from_args,
+    transport_of,
+)
+from agent.testcall.listener import Listener
+from agent.testcall.prompts import PromptDetector, PromptEvent, PromptSettings
+from agent.testcall.report import AgentTurn, CallReport, ReportPrinter
+from agent.testcall.turns import (
+    Dtmf,
+    Hangup,
+    PlayWav,
+    Say,
+    Silence,
+    TurnSpecError,
+    describe,
+    parse_turn,
+    parse_turns,
+)
+
+# --- --say specs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "turn"),
+    [
+        ("I'd like to pay my bill", Say("I'd like to pay my bill")),
+        ("  yes  ", Say("yes")),
+        ("hello.wav", PlayWav(Path("hello.wav"))),
+        ("/tmp/Hello World.WAV", PlayWav(Path("/tmp/Hello World.WAV"))),
+        ("dtmf:1", Dtmf("1")),
+        ("dtmf:12#*", Dtmf("12#*")),
+        ("DTMF:1 2 a", Dtmf("12A")),
+        ("dtmf-info:9", Dtmf("9", info=True)),
+        ("silence:3", Silence(3.0)),
+        ("silence:0.5s", Silence(0.5)),
+        ("hangup", Hangup()),
+        ("HangUp", Hangup()),
+        ("barge:I want a person", Say("I want a person", barge=True)),
+        ("barge:reply.wav", PlayWav(Path("reply.wav"), barge=True)),
+        ("hang up now", Say("hang up now")),
+    ],
+)
+def test_turn_specs(spec: str, turn: object) -> None:
+    assert parse_turn(spec) == turn
+
+
+@pytest.mark.parametrize(
+    ("spec", "complaint"),
+    [
+        ("", "empty"),
+        ("dtmf:", "no digits"),
+        ("dtmf:12x", "'X' cannot be sent"),
+        ("dtmf-info:", "no digits"),
+        ("silence:", "expected silence:SECONDS"),
+        ("silence:abc", "expected silence:SECONDS"),
+        ("silence:0", "above 0"),
+        ("silence:-1", "above 0"),
+        ("silence:nan", "above 0"),
+        ("silence:9999", "at most 600"),
+        ("barge:dtmf:1", "text or .wav turn only"),
+        ("barge:hangup", "text or .wav turn only"),
+        ("barge:barge:hi", "text or .wav turn only"),
+    ],
+)
+def test_bad_turn_specs_say_what_is_wrong(spec: str, complaint: str) -> None:
+    with pytest.raises(TurnSpecError, match=complaint):
+        parse_turn(spec)
+
+
+def test_parse_turns_lists_every_bad_spec() -> None:
+    with pytest.raises(TurnSpecError) as caught:
+        parse_turns(["hello", "dtmf:x", "silence:0"])
+    assert len(str(caught.value).splitlines()) == 2
+    assert parse_turns(["hi", "dtmf:1"]) == [Say("hi"), Dtmf("1")]
+
+
+def test_caller_turns_as_the_transcript_shows_them() -> None:
+    assert describe(Say("yes please")) == "yes please"
+    assert describe(Say("stop", barge=True)) == "[barge] stop"
+    assert describe(PlayWav(Path("/x/y/answer.wav"))) == "[answer.wav]"
+    assert describe(Dtmf("1")) == "[dtmf 1]"
+    assert describe(Dtmf("12", info=True)) == "[dtmf-info 12]"
+    assert describe(Silence(3.0)) == "[silence 3 s]"
+    assert describe(Silence(0.5)) == "[silence 0.5 s]"
+    assert describe(Hangup()) == "[hangup]"
+
+
+# --- prompt-end detector -------------------------------------------------------------------
+
+FRAME = 0.02
+
+
+def feed(detector: PromptDetector, pattern: list[tuple[bool, float]]) -> list[tuple[float, str]]:
+    """Feed runs of (is_speech, seconds) in 20 ms chunks; the events with their times."""
+    events: list[tuple[float, str]] = []
+    for speech, seconds in pattern:
+        for _ in range(round(seconds / FRAME)):
+            event = detector.process(FRAME, speech)
+            if event is not None:
+                events.append((round(detector.elapsed, 2), event.value))
+    return events
+
+
+def test_prompt_starts_with_speech_and_ends_after_the_silence() -> None:
+    detector = PromptDetector(PromptSettings(silence_seconds=1.0, start_seconds=0.1))
+    events = feed(detector, [(False, 0.5), (True, 2.0), (False, 1.5)])
+    assert events == [(0.6, "started"), (3.5, "ended")]
+    assert detector.started_at == pytest.approx(0.5)
+    assert detector.done
+
+
+def test_pauses_between_sentences_do_not_end_the_prompt() -> None:
+    detector = PromptDetector(PromptSettings(silence_seconds=1.0))
+    pattern = [(True, 1.2), (False, 0.6), (True, 0.8), (False, 0.9), (True, 1.0), (False, 1.0)]
+    assert [e for _t, e in feed(detector, pattern)] == ["started", "ended"]
+    assert detector.elapsed == pytest.approx(5.5)
+
+
+def test_a_click_is_not_a_prompt() -> None:
+    detector = PromptDetector(PromptSettings(start_seconds=0.1, timeout_seconds=3))
+    events = feed(detector, [(True, 0.04), (False, 0.5), (True, 0.06), (False, 3.0)])
+    assert events == [(3.0, "timed-out")]
+
+
+def test_no_prompt_times_out_once_and_then_stays_quiet() -> None:
+    detector = PromptDetector(PromptSettings(timeout_seconds=2.0))
+    assert feed(detector, [(False, 5.0), (True, 2.0), (False, 2.0)]) == [(2.0, "timed-out")]
+
+
+def test_a_prompt_that_never_ends_times_out() -> None:
+    detector = PromptDetector(PromptSettings(max_prompt_seconds=5.0))
+    assert feed(detector, [(True, 10.0)]) == [(0.1, "started"), (5.0, "timed-out")]
+
+
+def test_prompt_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="silence_seconds"):
+        PromptSettings(silence_seconds=0)
+    with pytest.raises(ValueError, match="timeout_seconds"):
+        PromptSettings(timeout_seconds=0)
+    with pytest.raises(ValueError, match="negative"):
+        PromptDetector().process(-0.02, True)
+
+
+# --- the listener: frames in, prompt events out ------------------------------------------
+
+LOUD, QUIET = b"\x10\x27" * (FRAME_BYTES // 2), bytes(FRAME_BYTES)
+
+
+class LevelVad:
+    """Speech = any sample above 1000 (the test's frames are all-loud or all-zero)."""
+
+    def is_speech(self, frame: bytes) -> bool:
+        return max(frame) > 0
+
+
+def test_listener_keeps_every_frame_and_loses_no_prompt_event() -> None:
+    async def body() -> tuple[list[PromptEvent | None], int, int]:
+        audio = CallAudio(asyncio.get_running_loop())
+        listener = Listener(audio, LevelVad())
+        task = asyncio.create_task(listener.run())
+        listener.arm(PromptSettings(silence_seconds=0.2, start_seconds=0.04))
+        # A whole prompt arrives before anybody asks: both events are kept for the asker.
+        for frame in [QUIET] * 3 + [LOUD] * 10 + [QUIET] * 12:
+            audio.push_received(frame)
+        got = [await listener.next_event(frozenset({PromptEvent.STARTED}))]
+        got.append(await listener.next_event(frozenset({PromptEvent.ENDED})))
+        later = listener.wait_frames(0.1)
+        for _ in range(5):
+            audio.push_received(QUIET)
+        await later
+        listener.arm(PromptSettings())
+        pending = listener.next_event(frozenset({PromptEvent.ENDED}))
+        audio.close()
+        got.append(await pending)  # the call's audio ended: None, not a hang
+        await task
+        return got, listener.frames, sum(listener.speech)
+
+    got, frames, speech = asyncio.run(body())
+    assert got == [PromptEvent.STARTED, PromptEvent.ENDED, None]
+    assert (frames, speech) == (30, 10)
+
+
+# --- where long agent turns are cut ---------------------------------------------------------
+
+
+def flags(pattern: str) -> list[bool]:
+    return [c == "#" for c in pattern]
+
+
+def test_speech_runs() -> None:
+    assert speech_runs(flags("..##..###")) == [(2, 4), (6, 9)]
+    assert speech_runs(flags("....")) == []
+    assert speech_runs(flags("")) == []
+
+
+def test_chunks_drop_silence_and_keep_short_turns_whole() -> None:
+    assert speech_chunks(flags("....##..#.##...."), max_frames=100) == [(4, 12)]
+    assert speech_chunks(flags("......"), max_frames=100) == []
+
+
+def test_chunks_are_cut_in_the_silences_and_never_overlap() -> None:
+    pattern = flags("##.###.##..####..#")
+    chunks = speech_chunks(pattern, max_frames=8, pad_frames=1)
+    assert all(end - start <= 8 for start, end in chunks)
+    assert all(
+        a_end <= b_start for (_a, a_end), (b_start, _b) in zip(chunks, chunks[1:], strict=False)
+    )
+    covered = {i for start, end in chunks for i in range(start, end)}
+    assert {i for i, speech in enumerate(pattern) if speech} <= covered
+    for start, _end in chunks[1:]:  # every cut falls in a silence
+        assert not pattern[start] or not pattern[start - 1]
+
+
+def test_speech_longer_than_a_chunk_is_cut_hard() -> None:
+    assert speech_chunks(flags("#" * 25), max_frames=10) == [(0, 10), (10, 20), (20, 25)]
+    with pytest.raises(ValueError, match="max_frames"):
+        speech_chunks(flags("#"), max_frames=4, pad_frames=2)
+
+
+# --- options and output -----------------------------------------------------------------
+
+
+def args(**overrides: object) -> argparse.Namespace:
+    values: dict[str, object] = {
+        "to": None, "from_user": "+14165550123", "say": [], "record": None, "pai": None,
+        "codec": None, "json": False, "asr_model": None, "bind": None, "prompt_silence": 1.0,
+        "turn_timeout": 20.0, "answer_timeout": 15.0, "end_timeout": 20.0,
+    }  # fmt: skip
+    values.update(overrides)
+    return argparse.Namespace(**values)
+
+
+def test_default_target_is_the_configured_listener() -> None:
+    config = Config(sip=SipSettings(listen_address="0.0.0.0", port=5090))
+    assert default_target(config) == "sip:agent@127.0.0.1:5090"
+    tcp = Config(sip=SipSettings(listen_address="10.1.2.3", port=5060, transport="tcp"))
+    assert default_target(tcp) == "sip:agent@10.1.2.3:5060;transport=tcp"
+    assert transport_of(default_target(tcp)) == "tcp"
+    assert transport_of("sip:agent@10.1.2.3;transport=TLS") == "tls"
+    assert transport_of("sip:agent@10.1.2.3") == "udp"
+    options = options_from_args(args(say=["hi", "dtmf:1"]), config)
+    assert options.to == "sip:agent@127.0.0.1:5090"
+    assert options.bind_address == "127.0.0.1"
+    assert options.turns == [Say("hi"), Dtmf("1")]
+
+
+def test_bind_address_follows_the_target() -> None:
+    assert bind_address_for("sip:agent@127.0.0.1:5060") == "127.0.0.1"
+    assert bind_address_for("sip:agent@localhost;transport=tcp") == "127.0.0.1"
+    assert bind_address_for("sip:agent@192.0.2.10:5060") == "0.0.0.0"
+
+
+def test_bad_options_are_all_reported(tmp_path: Path) -> None:
+    bad = args(
+        to="http://x",
+        from_user="4165550123",
+        say=["dtmf:z"],
+        record=tmp_path / "no" / "such" / "out.wav",
+        answer_timeout=0.0,
+        prompt_silence=0.0,
+    )
+    with pytest.raises(ProblemsError) as caught:
+        options_from_args(bad, Config())
+    text = str(caught.value)
+    for where in ("--to", "--from", "--say", "--record", "--answer-timeout", "--prompt-silence"):
+        assert where in text, text
+    assert options_from_args(args(from_user="anonymous"), Config()).from_user == "anonymous"
+
+
+def test_report_plain_and_json() -> None:
+    turns = [AgentTurn("How can I help?", "pay my bill", 2.3), AgentTurn("Goodbye.", None, 0.8)]
+    report = CallReport("link_sent", "INV-1", "+14165550123", None, None, None, "agent", "abc")
+    plain, as_json = io.StringIO(), io.StringIO()
+    for out, mode in ((plain, False), (as_json, True)):
+        printer = ReportPrinter(out, mode)
+        for turn in turns:
+            printer.turn(turn)
+        printer.summary(report)
+    assert plain.getvalue().splitlines() == [
+        "agent: How can I help?",
+        "caller: pay my bill",
+        "agent: Goodbye.",
+        "-- call ended: link_sent (invoice INV-1, sms_to +14165550123, hung up by agent)",
+    ]
+    lines = [json.loads(line) for line in as_json.getvalue().splitlines()]
+    assert lines[0] == {
+        "agent": "How can I help?", "caller": "pay my bill", "agent_seconds": 2.3, "note": None
+    }  # fmt: skip
+    assert lines[-1]["outcome"] == "link_sent" and lines[-1]["sip_call_id"] == "abc"
+    assert set(lines[-1]) >= {
+        "outcome", "invoice", "sms_to", "escalation_reason", "transferred_to", "hung_up_by",
+    }  # fmt: skip
