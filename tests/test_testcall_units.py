@@ -231,6 +231,12 @@ def test_chunks_are_cut_in_the_silences_and_never_overlap() -> None:
         assert not pattern[start] or not pattern[start - 1]
 
 
+def test_long_turns_are_cut_at_the_longest_pause() -> None:
+    #                 words  short  words  long pause  words  short  words
+    pattern = flags("####" + "." + "###" + "....." + "###" + ".." + "####")
+    assert speech_chunks(pattern, max_frames=15) == [(0, 8), (13, 22)]
+
+
 def test_speech_longer_than_a_chunk_is_cut_hard() -> None:
     assert speech_chunks(flags("#" * 25), max_frames=10) == [(0, 10), (10, 20), (20, 25)]
     with pytest.raises(ValueError, match="max_frames"):
