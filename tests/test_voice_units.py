@@ -17,7 +17,7 @@ from agent.audio.format import FRAME_BYTES
 from agent.audio.segmenter import SegmenterSettings
 from agent.sip.events import CallEnded, TransferStatus
 from agent.voice.listener import CallerTurn, ListenerEvent, NoInput, SpeechStarted, TurnListener
-from agent.voice.speaker import reply_chunks, split_sentences
+from agent.voice.speaker import Chunk, reply_chunks, split_sentences
 from agent.voice.transfer import TransferResult, TransferTracker, transfer_uri
 
 # --- sentences -------------------------------------------------------------------------
@@ -32,27 +32,47 @@ def test_replies_split_into_sentences() -> None:
     assert split_sentences("  ") == []
 
 
+def texts(chunks: list[Chunk]) -> list[str]:
+    return [c.text for c in chunks]
+
+
 def test_a_long_first_sentence_is_split_after_its_first_clause() -> None:
     text = (
         "I see one open invoice, for two hundred eighty-five dollars, from November third. "
         "Would you like me to text you a secure link to pay it?"
     )
-    assert reply_chunks(text) == [
+    assert texts(reply_chunks(text)) == [
         "I see one open invoice,",
         "for two hundred eighty-five dollars, from November third.",
         "Would you like me to text you a secure link to pay it?",
     ]
 
 
-def test_short_clauses_and_protected_read_backs_are_not_split() -> None:
-    assert reply_chunks("No problem, bye now.") == ["No problem, bye now."]
-    text = "That's the invoice for ten dollars, from March third today. Shall I?"
-    protected = "ten dollars, from March third"
-    assert (
-        reply_chunks(text, protected)[0]
-        == "That's the invoice for ten dollars, from March third today."
+def test_a_long_sentence_without_a_comma_is_split_before_and() -> None:
+    text = "I've prepared a secure payment link and queued a text message to you. Bye."
+    assert texts(reply_chunks(text)) == [
+        "I've prepared a secure payment link",
+        "and queued a text message to you.",
+        "Bye.",
+    ]
+
+
+def test_short_pieces_are_not_split_off() -> None:
+    assert texts(reply_chunks("No problem, bye now.")) == ["No problem, bye now."]
+    assert texts(reply_chunks("Yes and no, I see.")) == ["Yes and no, I see."]
+
+
+def test_only_the_chunks_holding_the_read_back_are_protected() -> None:
+    text = (
+        "I see one open invoice, for two hundred eighty-five dollars, from November third. "
+        "Would you like me to text you a secure link to pay it?"
     )
-    assert reply_chunks(text)[0] == "That's the invoice for ten dollars,"
+    phrase = "two hundred eighty-five dollars, from November third"
+    assert [c.protected for c in reply_chunks(text, phrase)] == [False, True, False]
+    confirm = "That's the invoice for ten dollars, from March third. Shall I text you a link?"
+    chunks = reply_chunks(confirm, "ten dollars, from March third")
+    assert [c.protected for c in chunks] == [True, True, False]  # split inside the phrase
+    assert not any(c.protected for c in reply_chunks(text))
 
 
 # --- transfer verdicts -----------------------------------------------------------------

@@ -111,9 +111,13 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
     )  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline()
+    while line and not line.startswith("voice-agent ready"):
+        line = process.stdout.readline()
     if not line.startswith("voice-agent ready"):
         process.kill()
-        raise SystemExit(f"voice-agent run did not start; see {folder / 'agent.log'}")
+        log.close()
+        tail = (folder / "agent.log").read_text(errors="replace")[-3000:]
+        raise SystemExit(f"voice-agent run did not start ({line.strip()!r}):\n{tail}")
     print(f"agent ready with ASR {model}", flush=True)
     try:
         yield Agent(folder, config, process, f"sip:agent@127.0.0.1:{port}")

@@ -37,6 +37,7 @@ from agent.sip.events import (
     TransferStatus,
 )
 from agent.sip.media import CallAudio, CallAudioPort
+from agent.sip.pjlog import stdout_redirected
 from agent.sip.policy import caller_identity, check_incoming, host_of
 from agent.sip.registration import (
     UNREGISTER_WAIT_SECONDS,
@@ -190,7 +191,8 @@ class SipEndpoint:
     def _setup(self) -> int:
         s = self.settings
         self._ep = pj.Endpoint()
-        self._ep.libCreate()
+        with stdout_redirected(quiet=True):  # pjlib's start-up chatter, not for stdout
+            self._ep.libCreate()
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0  # we pump libHandleEvents ourselves
         cfg.uaConfig.mainThreadOnly = False

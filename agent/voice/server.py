@@ -77,7 +77,7 @@ def fixed_sentences(config: Config) -> list[str]:
             prompts.reprompt_after_deny(misses),
         ]
     texts.append(prompts.reprompt_choice((), 1))
-    sentences = dict.fromkeys(s for text in texts for s in reply_chunks(text))
+    sentences = dict.fromkeys(c.text for text in texts for c in reply_chunks(text))
     return list(sentences)
 
 

@@ -12,9 +12,11 @@ always plays to its end so the caller hears the whole figure they are agreeing t
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,10 +24,13 @@ from agent.audio.format import FRAME_MS
 from agent.sip.media import CallAudio
 from agent.tts import Synthesizer
 
+log = logging.getLogger(__name__)
+
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+(?=\S)")
+_CLAUSE_BREAK = re.compile(r", | and ")
 _POLL_SECONDS = FRAME_MS / 1000
 FIRST_CLAUSE_MIN_WORDS = 3
-"""A first clause shorter than this is not split off (it would sound clipped)."""
+"""Words needed on both sides of a split (a shorter piece would sound clipped)."""
 
 
 def split_sentences(text: str) -> list[str]:
@@ -33,17 +38,37 @@ def split_sentences(text: str) -> list[str]:
     return [part.strip() for part in _SENTENCE_END.split(text.strip()) if part.strip()]
 
 
-def reply_chunks(text: str, protected: str | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a reply synthesised on its own; ``protected``: barge-in cannot cut it."""
+
+    text: str
+    protected: bool = False
+
+
+def reply_chunks(text: str, protected: str | None = None) -> list[Chunk]:
     """What to synthesise one at a time: the sentences, with a long first sentence split
-    after its first clause, so the caller hears the reply start sooner (Piper's time grows
-    with the length of what it is given; the rest is rendered while the first part plays).
-    A sentence holding the ``protected`` phrase is never split."""
-    sentences = split_sentences(text)
-    if sentences and not (protected and protected in sentences[0]):
-        head, comma, rest = sentences[0].partition(", ")
-        if comma and len(head.split()) >= FIRST_CLAUSE_MIN_WORDS and len(rest.split()) >= 3:
-            sentences[:1] = [head + ",", rest]
-    return sentences
+    after its first clause (at ", " or before " and "), so the caller hears the reply start
+    sooner: Piper's time grows with the length of what it is given, and the rest is rendered
+    while the first part plays. Chunks overlapping the ``protected`` phrase are protected."""
+    chunks: list[Chunk] = []
+    for k, sentence in enumerate(split_sentences(text)):
+        cut = _first_clause_end(sentence) if k == 0 else None
+        pieces = [(0, len(sentence))] if cut is None else [(0, cut), (cut, len(sentence))]
+        where = sentence.find(protected) if protected else -1
+        for begin, end in pieces:
+            overlaps = where >= 0 and begin < where + len(protected or "") and where < end
+            chunks.append(Chunk(sentence[begin:end].strip(), overlaps))
+    return chunks
+
+
+def _first_clause_end(sentence: str) -> int | None:
+    for match in _CLAUSE_BREAK.finditer(sentence):
+        cut = match.start() + (1 if match.group() == ", " else 0)
+        head, rest = sentence[:cut].split(), sentence[cut:].split()
+        if len(head) >= FIRST_CLAUSE_MIN_WORDS and len(rest) >= FIRST_CLAUSE_MIN_WORDS:
+            return cut
+    return None
 
 
 class CallSpeaker:
@@ -70,15 +95,15 @@ class CallSpeaker:
         self.audio.mark_reply()
         self.audio.replying = True
         try:
-            for sentence in reply_chunks(text, protected):
+            for chunk in reply_chunks(text, protected):
                 loop = asyncio.get_running_loop()
-                pcm = await loop.run_in_executor(self.executor, self._render, sentence)
+                pcm = await loop.run_in_executor(self.executor, self._render, chunk.text)
                 if self._stopped or self.audio.closed:
                     break
                 self.audio.play(pcm)
                 if self.first_audio_at is None:
                     self.first_audio_at = time.monotonic()
-                if protected and protected in sentence:
+                if chunk.protected:
                     self._protected_until = self.audio.frames_queued
         finally:
             self.audio.replying = False
@@ -105,7 +130,11 @@ class CallSpeaker:
 
     def _render(self, sentence: str) -> bytes:
         """One sentence as 16 kHz PCM (worker thread: the generator is consumed here)."""
+        started = time.perf_counter()
         parts = list(self.tts.synthesize(sentence))
+        log.debug(
+            "rendered %d chars in %.0f ms", len(sentence), 1000 * (time.perf_counter() - started)
+        )
         if not parts:
             return b""
         return np.concatenate(parts).astype("<i2", copy=False).tobytes()
