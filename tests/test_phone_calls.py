@@ -152,6 +152,21 @@ def test_seed_example_three_invoices_pick_by_amount(agent: PhoneAgent) -> None:
     assert "three" in listed or "3" in listed
 
 
+def espeak(folder: Path, name: str, text: str) -> str:
+    """A caller turn in espeak-ng's robotic voice (22 kHz WAV; test-call resamples it)."""
+    path = folder / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+    return str(path)
+
+
+def test_a_second_voice_espeak_ng_pays_by_voice(agent: PhoneAgent, tmp_path: Path) -> None:
+    pay = espeak(tmp_path, "pay", "I would like to pay my bill")
+    yes = espeak(tmp_path, "yes", "yes please")
+    call = place_call(agent, "+14165550123", pay, yes)
+    assert call.final["outcome"] == "link_sent"
+    assert call.final["invoice"] == "INV-1042"
+
+
 def test_keypad_confirms_on_a_noisy_line(agent: PhoneAgent) -> None:
     call = place_call(agent, "+14165550123", "I'd like to pay my bill.", "dtmf:1")
     assert call.final["outcome"] == "link_sent"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +28,6 @@ from typing import Any, TypeVar
 
 import pjsua2 as pj
 
-from agent.audio.format import FRAME_MS, SAMPLE_RATE
 from agent.errors import AgentError
 from agent.sip.caller_events import (
     CallerEvent,
@@ -42,6 +40,7 @@ from agent.sip.caller_events import (
 )
 from agent.sip.media import CallAudio, CallAudioPort
 from agent.sip.pjlog import console_level, stdout_redirected
+from agent.sip.pjthread import CommandQueue, configure_media, guarded, why
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,7 @@ class SipCaller:
         """The call's audio (both the original call's and a transferred call's)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._commands: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
-        self._commands = queue.Queue()
+        self._commands = CommandQueue()
         self._running = False
         # pjsua2 thread only:
         self._ep: Any = None
@@ -125,9 +123,7 @@ class SipCaller:
     async def _submit(self, fn: Callable[[], T]) -> T:
         if not self._running:
             raise CallerError("the SIP caller is not running")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._commands.put((fn, future))
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(self._commands.submit(fn))
 
     def _emit(self, event: CallerEvent) -> None:
         assert self._loop is not None
@@ -140,13 +136,13 @@ class SipCaller:
                 self._setup()
             except Exception as err:  # reported to start()'s caller
                 self._destroy()
-                ready.set_exception(CallerError(f"SIP caller did not start: {_why(err)}"))
+                ready.set_exception(CallerError(f"SIP caller did not start: {why(err)}"))
                 return
             ready.set_result(None)
             try:
                 while self._running:
                     self._ep.libHandleEvents(_POLL_MS)
-                    self._drain_commands()
+                    self._commands.drain(_ours)
             finally:
                 self._teardown()
 
@@ -158,14 +154,7 @@ class SipCaller:
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.maxCalls = 4
         cfg.uaConfig.userAgent = "voice-agent-test-call"
-        cfg.medConfig.clockRate = SAMPLE_RATE
-        cfg.medConfig.sndClockRate = SAMPLE_RATE
-        cfg.medConfig.channelCount = 1
-        cfg.medConfig.audioFramePtime = FRAME_MS
-        cfg.medConfig.ptime = FRAME_MS
-        cfg.medConfig.noVad = True
-        cfg.medConfig.ecTailLen = 0
-        cfg.medConfig.threadCnt = 1
+        configure_media(cfg)
         cfg.logConfig.consoleLevel = cfg.logConfig.level = console_level()
         with stdout_redirected(quiet=True):  # pjlib's start-up chatter
             self._ep.libCreate()
@@ -208,7 +197,7 @@ class SipCaller:
         try:
             call.makeCall(uri, prm)
         except pj.Error as err:
-            raise CallerError(f"cannot call {uri}: {_why(err)}") from None
+            raise CallerError(f"cannot call {uri}: {why(err)}") from None
         self._main = call
         return str(call.getInfo().callIdString)
 
@@ -228,21 +217,6 @@ class SipCaller:
             if call is not None and call.isActive():
                 call.hangup(pj.CallOpParam(True))
 
-    def _drain_commands(self) -> None:
-        while True:
-            try:
-                fn, future = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except pj.Error as err:  # a SWIG error: make it one of ours
-                future.set_exception(CallerError(_why(err)))
-            except Exception as err:  # handed back to the awaiting coroutine
-                future.set_exception(err)
-
     def _teardown(self) -> None:
         self._hanging_up = True
         self._ep.hangupAllCalls()
@@ -251,13 +225,7 @@ class SipCaller:
             c is not None and c.isActive() for c in (self._main, self._transfer)
         ):
             self._ep.libHandleEvents(_POLL_MS)
-        while True:  # commands that came too late
-            try:
-                _fn, future = self._commands.get_nowait()
-            except queue.Empty:
-                break
-            if future.set_running_or_notify_cancel():
-                future.set_exception(CallerError("the SIP caller stopped"))
+        self._commands.fail_pending(CallerError("the SIP caller stopped"))
         self._port = None
         self._main = self._transfer = None
         self._destroy()
@@ -311,18 +279,9 @@ class SipCaller:
         self._emit(TransferRequested(target=str(prm.dstUri)))
 
 
-def _why(err: Exception) -> str:
-    """A pjsua2 ``Error``'s reason (its ``str()`` is only a SWIG proxy), or the message."""
-    reason = getattr(err, "reason", None)
-    return str(reason) if reason else str(err)
-
-
-def _guarded(fn: Callable[..., None], *args: Any) -> None:
-    """Run a callback body; an exception must not unwind through pjsua2's C++ frames."""
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("SIP caller callback %s failed", fn.__name__)
+def _ours(err: Exception) -> Exception:
+    """A SWIG error from pjsua2 as a ``CallerError`` with its reason."""
+    return CallerError(why(err)) if isinstance(err, pj.Error) else err
 
 
 class _Call(pj.Call):  # type: ignore[misc]
@@ -335,10 +294,10 @@ class _Call(pj.Call):  # type: ignore[misc]
         """Whether the call was answered (reached CONFIRMED)."""
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_state, self)
+        guarded(self._owner.on_state, self)
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_media_state, self)
+        guarded(self._owner.on_media_state, self)
 
     def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_transfer_request, self, prm)
+        guarded(self._owner.on_transfer_request, self, prm)

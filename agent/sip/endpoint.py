@@ -2,7 +2,7 @@
 
 State between the two sides, kept deliberately small:
 
-- asyncio -> pjsua2 thread: ``_commands`` (a ``queue.Queue`` of functions + futures),
+- asyncio -> pjsua2 thread: ``_commands`` (a ``CommandQueue`` of functions + futures),
   drained between ``libHandleEvents(10)`` calls;
 - pjsua2 thread -> asyncio: ``events`` (an ``asyncio.Queue`` of ``SipEvent``), fed only
   with ``loop.call_soon_threadsafe(events.put_nowait, event)``;
@@ -17,7 +17,6 @@ import asyncio
 import concurrent.futures
 import ipaddress
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from typing import Any, TypeVar
 
 import pjsua2 as pj
 
-from agent.audio.format import FRAME_MS, SAMPLE_RATE
 from agent.config_schema import SipSettings
 from agent.errors import AgentError
 from agent.sip.events import (
@@ -38,6 +36,7 @@ from agent.sip.events import (
 )
 from agent.sip.media import CallAudio, CallAudioPort
 from agent.sip.pjlog import stdout_redirected
+from agent.sip.pjthread import CommandQueue, configure_media, guarded
 from agent.sip.policy import caller_identity, check_incoming, host_of
 from agent.sip.registration import (
     UNREGISTER_WAIT_SECONDS,
@@ -94,8 +93,7 @@ class SipEndpoint:
         """The SIP port actually bound (useful with ``port = 0``)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._commands: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
-        self._commands = queue.Queue()
+        self._commands = CommandQueue()
         self._running = False
         self._audio: dict[int, CallAudio] = {}
         self.refused_calls = 0
@@ -157,9 +155,7 @@ class SipEndpoint:
     async def _submit(self, fn: Callable[[], T]) -> T:
         if not self._running:
             raise SipSetupError("the SIP endpoint is not running")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._commands.put((fn, future))
-        return await asyncio.wrap_future(future)
+        return await asyncio.wrap_future(self._commands.submit(fn))
 
     def _emit(self, event: SipEvent) -> None:
         assert self._loop is not None
@@ -183,7 +179,7 @@ class SipEndpoint:
         try:
             while self._running:
                 self._ep.libHandleEvents(_POLL_MS)
-                self._drain_commands()
+                self._commands.drain()
                 self._reap()
         finally:
             self._teardown()
@@ -200,14 +196,7 @@ class SipEndpoint:
         # by our policy (and logged) instead of pjsua's silent refusal.
         cfg.uaConfig.maxCalls = min(s.max_calls + 1, PJSUA_MAX_CALLS)
         cfg.uaConfig.userAgent = "voice-agent"
-        cfg.medConfig.clockRate = SAMPLE_RATE
-        cfg.medConfig.sndClockRate = SAMPLE_RATE
-        cfg.medConfig.channelCount = 1
-        cfg.medConfig.audioFramePtime = FRAME_MS
-        cfg.medConfig.ptime = FRAME_MS
-        cfg.medConfig.noVad = True  # send RTP continuously, no silence suppression
-        cfg.medConfig.ecTailLen = 0  # no echo canceller: there is no local speaker
-        cfg.medConfig.threadCnt = 1  # RTP on pjmedia's own thread
+        configure_media(cfg)
         cfg.logConfig.consoleLevel = 1
         cfg.logConfig.level = 1
         self._ep.libInit(cfg)
@@ -234,19 +223,6 @@ class SipEndpoint:
         self._account.create(acfg, True)
         return bound
 
-    def _drain_commands(self) -> None:
-        while True:
-            try:
-                fn, future = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except Exception as err:  # handed back to the awaiting coroutine
-                future.set_exception(err)
-
     def _reap(self) -> None:
         """Delete pjsua2 objects of ended calls (never inside their own callbacks)."""
         while self._finished:
@@ -268,17 +244,8 @@ class SipEndpoint:
         self._reap()
         self._ports.clear()
         self._calls.clear()
-        self._drain_commands_failed()
+        self._commands.fail_pending(SipSetupError("the SIP endpoint stopped"))
         self._destroy()
-
-    def _drain_commands_failed(self) -> None:
-        while True:
-            try:
-                _fn, future = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            if future.set_running_or_notify_cancel():
-                future.set_exception(SipSetupError("the SIP endpoint stopped"))
 
     def _destroy(self) -> None:
         if self._account is not None:
@@ -374,14 +341,6 @@ class SipEndpoint:
             self._emit(CallEnded(call_id, reason))
 
 
-def _guarded(fn: Callable[..., None], *args: Any) -> None:
-    """Run a callback body; an exception must not unwind through pjsua2's C++ frames."""
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("SIP callback %s failed", fn.__name__)
-
-
 def _op(status: int) -> Any:
     prm = pj.CallOpParam()
     prm.statusCode = status
@@ -394,10 +353,10 @@ class _Account(pj.Account):  # type: ignore[misc]
         self._owner = owner
 
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_incoming, prm)
+        guarded(self._owner.on_incoming, prm)
 
     def onRegState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._on_reg_state, int(prm.code), str(prm.reason), int(prm.expiration), prm)
+        guarded(self._on_reg_state, int(prm.code), str(prm.reason), int(prm.expiration), prm)
 
     def _on_reg_state(self, status: int, reason: str, expires: int, prm: Any) -> None:
         owner = self._owner
@@ -433,13 +392,13 @@ class _Call(pj.Call):  # type: ignore[misc]
         self._id = int(call_id)
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_state, self)
+        guarded(self._owner.on_state, self)
 
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_media_state, self)
+        guarded(self._owner.on_media_state, self)
 
     def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_dtmf, self._id, str(prm.digit))
+        guarded(self._owner.on_dtmf, self._id, str(prm.digit))
 
     def onCallTransferStatus(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
-        _guarded(self._owner.on_transfer_status, self._id, prm)
+        guarded(self._owner.on_transfer_status, self._id, prm)

@@ -41,7 +41,9 @@ def build_voice_services(config: Config) -> VoiceServices:
     """Load the speech models and pre-render the fixed prompts (blocking, a few seconds)."""
     transcriber = FasterWhisperTranscriber.from_settings(config.asr, MODEL_CACHE)
     transcriber.warm_up()
-    tts = PromptCache(PiperSynthesizer.from_settings(config.tts), max_entries=256)
+    # Only the fixed sentences are kept: the rest name amounts, dates and phone digits of one
+    # caller (personal data, and rarely said twice), so they are synthesised every time.
+    tts = PromptCache(PiperSynthesizer.from_settings(config.tts), max_entries=0)
     tts.warm(fixed_sentences(config))
     return VoiceServices(
         config=config,
