@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,14 +78,19 @@ class Demo:
     def config_with(self, extra: str) -> Path:
         return write_config(self.folder / "custom.toml", self.nlu_url, self.db, extra)
 
-    @contextmanager
-    def database(self) -> Iterator[None]:
+    def database(self) -> AbstractContextManager[None]:
         """Open this test's database in the test process to check what was written."""
-        open_database(f"sqlite:///{self.db}")
-        try:
-            yield
-        finally:
-            close_database()
+        return sqlite_database(self.db)
+
+
+@contextmanager
+def sqlite_database(path: Path) -> Iterator[None]:
+    """The agent's SQLite file opened in the test process, closed afterwards."""
+    open_database(f"sqlite:///{path}")
+    try:
+        yield
+    finally:
+        close_database()
 
 
 def write_config(path: Path, nlu_url: str, db_path: Path, extra: str = "") -> Path:

@@ -14,15 +14,13 @@ import socket
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.billing.db import close_database, open_database
 from agent.billing.models import Call, CallEvent, SmsMessage
-from tests.conftest import VOICE_AGENT, free_port, write_config
+from tests.conftest import VOICE_AGENT, free_port, sqlite_database, write_config
 
 READY_SECONDS = 120
 
@@ -84,7 +82,12 @@ class PhoneAgent:
                 env={**os.environ, "HF_HUB_OFFLINE": "1"},
             )  # fmt: skip
         agent = cls(folder, db, config, sip_port, process, log_path)
-        agent._wait_ready()
+        try:
+            agent._wait_ready()
+        except BaseException:  # a failed start (or a pytest timeout) must not leak the agent
+            process.kill()
+            process.wait()
+            raise
         return agent
 
     def _wait_ready(self) -> None:
@@ -114,13 +117,8 @@ class PhoneAgent:
             self.process.wait()
             raise AssertionError(f"voice-agent run ignored SIGTERM:\n{self.log_tail()}") from None
 
-    @contextmanager
-    def database(self) -> Iterator[None]:
-        open_database(f"sqlite:///{self.db}")
-        try:
-            yield
-        finally:
-            close_database()
+    def database(self) -> AbstractContextManager[None]:
+        return sqlite_database(self.db)
 
     def call_record(self, sip_call_id: str) -> dict[str, Any]:
         """The call row, its audit events and its texts, by SIP Call-ID."""
