@@ -15,8 +15,10 @@ import pytest
 from agent.asr.whisper import Transcript
 from agent.audio.format import FRAME_BYTES
 from agent.audio.segmenter import SegmenterSettings
+from agent.config_schema import Config
 from agent.sip.events import CallEnded, TransferStatus
 from agent.voice.listener import CallerTurn, ListenerEvent, NoInput, SpeechStarted, TurnListener
+from agent.voice.server import fixed_sentences
 from agent.voice.speaker import Chunk, reply_chunks, split_sentences
 from agent.voice.transfer import TransferResult, TransferTracker, transfer_uri
 
@@ -194,3 +196,14 @@ def test_max_utterance_cuts_the_turn_and_transcribes_all_of_it() -> None:
     assert len(turns) == 1
     assert turns[0].cut_off
     assert not turns[0].speculative
+
+
+# --- pre-rendered prompts --------------------------------------------------------------
+
+
+def test_fixed_prompts_cover_the_first_words_of_replies_but_no_callers_details() -> None:
+    fixed = fixed_sentences(Config())
+    for opener in ("I see one open invoice,", "I see three open invoices.", "Done.",
+                   "Sorry, I didn't catch that.", "How can I help you today?"):  # fmt: skip
+        assert opener in fixed
+    assert not any("dollars" in s or "zero zero" in s for s in fixed)
