@@ -9,6 +9,7 @@ from pathlib import Path
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Customer, Invoice
 from tests.conftest import VOICE_AGENT, voice_agent, write_config
+from tests.phone_agent import free_udp_port
 
 
 def config_for(tmp_path: Path) -> Path:
@@ -116,7 +117,9 @@ def test_chat_with_no_nlu_server_escalates_instead_of_crashing(tmp_path: Path) -
 
 
 def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str) -> None:
-    config = write_config(tmp_path / "agent.toml", nlu_url, tmp_path / "agent.db")
+    port = free_udp_port()
+    extra = f'[sip]\nport = {port}\n[asr]\nmodel = "tiny.en"\n'
+    config = write_config(tmp_path / "agent.toml", nlu_url, tmp_path / "agent.db", extra)
     service = subprocess.Popen(
         [VOICE_AGENT, "--config", str(config), "run"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -125,8 +128,9 @@ def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str
     banner = service.stdout.readline()
     service.send_signal(signal.SIGTERM)
 
-    assert service.wait(timeout=30) == 0
-    assert "voice-agent running" in banner
+    assert service.wait(timeout=60) == 0
+    assert banner.startswith("voice-agent ready for Maple Leaf Home Services")
+    assert f"answering SIP on udp 127.0.0.1:{port}" in banner
 
 
 def test_run_without_nlu_and_manage_off_says_how_to_fix(tmp_path: Path) -> None:
