@@ -224,31 +224,22 @@ class VoiceCall:
                     getter.cancel()
                     continue
                 item = getter.result()
-                if self._needs_reply(item, speaking):
-                    if speaking is not None and not speaking.done():
+                talking = speaking is not None and not speaking.done()
+                if isinstance(item, SpeechStarted) and talking and self.config.tts.barge_in:
+                    self._speaker.stop()
+                    log.debug("call %s: barge-in", self.call_id)
+                if _needs_reply(item, talking):
+                    if speaking is not None and talking:
                         if isinstance(item, CallEnded | Shutdown):
                             self._speaker.silence()
                         elif self.config.tts.barge_in:
                             self._speaker.stop()
                         await speaking  # what may not be cut (or all, without barge-in) plays
                     return item
-                if isinstance(item, NoInput | CallerTurn) and (speaking is None or speaking.done()):
+                if isinstance(item, NoInput | CallerTurn) and not talking:
                     self._listener.arm()  # noise, or a timeout meant for an earlier prompt
         finally:
             self._record_timing()
-
-    def _needs_reply(self, item: CallInput, speaking: asyncio.Task[bool] | None) -> bool:
-        talking = speaking is not None and not speaking.done()
-        if isinstance(item, SpeechStarted):
-            if talking and self.config.tts.barge_in:
-                self._speaker.stop()
-                log.debug("call %s: barge-in", self.call_id)
-            return False
-        if isinstance(item, CallerTurn):
-            return bool(item.text.strip())
-        if isinstance(item, NoInput):
-            return not talking
-        return isinstance(item, DtmfDigit | CallEnded | Shutdown | HearingFailed)
 
     async def _respond(self, session: ConversationSession, item: CallInput) -> Turn | None:
         if isinstance(item, CallerTurn):
@@ -376,3 +367,14 @@ class VoiceCall:
                     "late_out": audio.late_frames,
                 },
             )
+
+
+def _needs_reply(item: CallInput, talking: bool) -> bool:
+    """Whether ``item`` ends the exchange (speech starting only interrupts, see barge-in)."""
+    if isinstance(item, SpeechStarted):
+        return False
+    if isinstance(item, CallerTurn):
+        return bool(item.text.strip())
+    if isinstance(item, NoInput):
+        return not talking
+    return isinstance(item, DtmfDigit | CallEnded | Shutdown | HearingFailed)
