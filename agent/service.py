@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 
+from agent.background import BackgroundServices
 from agent.config import Config
 from agent.nlu.server import ManagedNluServer
 from agent.sip.endpoint import SipEndpoint
@@ -32,6 +33,15 @@ async def _serve(config: Config, services: VoiceServices) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    background = BackgroundServices(config)
+    await background.start()
+    try:
+        await _answer_calls(config, services, stop)
+    finally:
+        await background.stop()
+
+
+async def _answer_calls(config: Config, services: VoiceServices, stop: asyncio.Event) -> None:
     endpoint = SipEndpoint(config.sip, region=config.agent.default_region)
     server = VoiceServer(endpoint, services)
     serving = asyncio.create_task(server.serve(stop))

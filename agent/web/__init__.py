@@ -1,0 +1,1 @@
+"""The web service inside ``voice-agent run``: pay pages, payment webhooks, SMS callbacks."""
