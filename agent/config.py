@@ -43,6 +43,7 @@ from agent.config_schema import (
     SmsSettings,
     TtsSettings,
     TwilioSettings,
+    WebSettings,
 )
 from agent.errors import ConfigError, Problem
 from agent.sip.registration import parse_registrar
@@ -65,6 +66,7 @@ __all__ = [
     "PaymentCollectionSettings",
     "Secret",
     "SipSettings",
+    "WebSettings",
     "SmsSettings",
     "TtsSettings",
     "TwilioSettings",
@@ -80,7 +82,8 @@ DEFAULT_CONFIG_PATH = Path("config/agent.toml")
 """Used when nothing names a file; relative to the working directory; may be absent."""
 
 _TOP_LEVEL = (
-    "agent", "agents", "escalation", "database", "nlu", "sms", "paylinks", "sip", "asr", "tts"
+    "agent", "agents", "escalation", "database", "nlu", "sms", "paylinks", "web", "sip", "asr",
+    "tts",
 )  # fmt: skip
 _DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "postgresext", "cockroachdb")
 _SMS_PLACEHOLDERS = ("company", "invoice", "amount", "url")
@@ -173,6 +176,7 @@ class _Validator(ProblemLog):
             nlu=self._nlu(raw["nlu"]),
             sms=self._sms(raw["sms"]),
             paylinks=self._paylinks(raw["paylinks"]),
+            web=self._web(raw["web"]),
             sip=self._sip(raw["sip"]),
             asr=self._section(AsrSettings, raw["asr"], ("asr",)),
             tts=self._section(TtsSettings, raw["tts"], ("tts",)),
@@ -410,6 +414,22 @@ class _Validator(ProblemLog):
         if "?" in settings.base_url:
             self.report(path, "must not contain a query string ('?...')")
         return settings
+
+    def _web(self, raw: object) -> WebSettings:
+        web: WebSettings = self._section(WebSettings, raw, ("web",))
+        try:
+            ipaddress.ip_address(web.listen_address)
+        except ValueError:
+            self.report(
+                ("web", "listen_address"), f"{show(web.listen_address)} is not an IP address"
+            )
+        path = ("web", "callback_base_url")
+        self._http_url(web.callback_base_url, path)
+        if "?" in web.callback_base_url:
+            self.report(path, "must not contain a query string ('?...')")
+        for network in web.trusted_proxies:
+            self._network(network, ("web", "trusted_proxies"))
+        return web
 
     def _sip(self, raw: object) -> SipSettings:
         sip: SipSettings = self._section(SipSettings, raw, ("sip",))

@@ -273,6 +273,27 @@ class PaylinkSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """``[web]``: the HTTP service in ``voice-agent run`` (pay pages, webhooks, callbacks)."""
+
+    listen_address: str = "127.0.0.1"
+    """The address it listens on; put a TLS reverse proxy in front for the internet."""
+
+    port: int = field(default=8080, metadata=between(1, 65535))
+    """The TCP port it listens on."""
+
+    callback_base_url: str = "http://127.0.0.1:8080"
+    """Where SMS gateways and the payment processor reach this service (delivery reports,
+    inbound texts, webhooks); the paths are appended to it."""
+
+    lookups_per_minute: int = field(default=20, metadata=between(1, 10000))
+    """Pay-page look-ups allowed per client address per minute (then HTTP 429)."""
+
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks of reverse proxies whose ``X-Forwarded-For`` names the real client."""
+
+
+@dataclass(frozen=True)
 class SipSettings:
     """``[sip]``: the telephony side."""
 
@@ -390,6 +411,9 @@ class Config:
 
     paylinks: PaylinkSettings = field(default_factory=PaylinkSettings)
     """``[paylinks]``."""
+
+    web: WebSettings = field(default_factory=WebSettings)
+    """``[web]``."""
 
     sip: SipSettings = field(default_factory=SipSettings)
     """``[sip]``."""
