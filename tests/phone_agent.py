@@ -71,6 +71,8 @@ class PhoneAgent:
             port = {sip_port}
             """) + textwrap.dedent(sip_extra)
         settings = sip_section + "\n" + textwrap.dedent(extra)
+        if "[web]" not in settings:  # the pay pages and callbacks: a free port, not 8080
+            settings += f"\n[web]\nport = {free_port()}\n"
         if "[asr]" not in settings:
             settings += '\n[asr]\nmodel = "tiny.en"\n'
         config = write_config(folder / "agent.toml", nlu_url, db, settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Customer, Invoice
-from tests.conftest import VOICE_AGENT, voice_agent, write_config
+from tests.conftest import VOICE_AGENT, free_port, voice_agent, write_config
 from tests.phone_agent import free_udp_port
 
 
@@ -118,7 +118,7 @@ def test_chat_with_no_nlu_server_escalates_instead_of_crashing(tmp_path: Path) -
 
 def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str) -> None:
     port = free_udp_port()
-    extra = f'[sip]\nport = {port}\n[asr]\nmodel = "tiny.en"\n'
+    extra = f'[sip]\nport = {port}\n[web]\nport = {free_port()}\n[asr]\nmodel = "tiny.en"\n'
     config = write_config(tmp_path / "agent.toml", nlu_url, tmp_path / "agent.db", extra)
     service = subprocess.Popen(
         [VOICE_AGENT, "--config", str(config), "run"],

@@ -40,7 +40,13 @@ from agent.sip.caller_events import (
 )
 from agent.sip.media import CallAudio, CallAudioPort
 from agent.sip.pjlog import console_level, stdout_redirected
-from agent.sip.pjthread import CommandQueue, configure_media, guarded, why
+from agent.sip.pjthread import (
+    CommandQueue,
+    collect_before_destroy,
+    configure_media,
+    guarded,
+    why,
+)
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +234,7 @@ class SipCaller:
         self._commands.fail_pending(CallerError("the SIP caller stopped"))
         self._port = None
         self._main = self._transfer = None
+        collect_before_destroy()
         self._destroy()
 
     def _destroy(self) -> None:

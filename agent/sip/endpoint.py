@@ -36,7 +36,7 @@ from agent.sip.events import (
 )
 from agent.sip.media import CallAudio, CallAudioPort
 from agent.sip.pjlog import stdout_redirected
-from agent.sip.pjthread import CommandQueue, configure_media, guarded
+from agent.sip.pjthread import CommandQueue, collect_before_destroy, configure_media, guarded
 from agent.sip.policy import caller_identity, check_incoming, host_of
 from agent.sip.registration import (
     UNREGISTER_WAIT_SECONDS,
@@ -245,6 +245,7 @@ class SipEndpoint:
         self._ports.clear()
         self._calls.clear()
         self._commands.fail_pending(SipSetupError("the SIP endpoint stopped"))
+        collect_before_destroy()
         self._destroy()
 
     def _destroy(self) -> None:
