@@ -4,6 +4,9 @@ A reply is split into sentences; each is rendered in a worker thread (``PromptCa
 prompts come from memory, the rest from Piper) and queued on the call's ``CallAudio`` as soon
 as it is ready, so the first sentence plays while the next is synthesised.
 
+``prefetch(replies)`` renders the first chunk of each likely next reply in the background
+(see ``agent.dialog.anticipate``); a reply that starts with one of them plays from memory.
+
 ``stop()`` is barge-in: the queued audio is dropped and no further sentence is rendered,
 except a *protected* sentence (the one that reads back the amount being confirmed), which
 always plays to its end so the caller hears the whole figure they are agreeing to.
@@ -84,6 +87,39 @@ class CallSpeaker:
         """``audio.frames_queued`` at the end of the last protected sentence."""
         self.first_audio_at: float | None = None
         """``time.monotonic()`` when the current reply's first sentence was queued."""
+        self._ahead: dict[str, asyncio.Future[bytes]] = {}
+        """First chunks of likely next replies, rendering or rendered (``prefetch``)."""
+
+    def prefetch(self, replies: list[str]) -> None:
+        """Start rendering the first chunk of each reply (replacing an earlier prefetch)."""
+        self._drop_ahead(keep=set())
+        loop = asyncio.get_running_loop()
+        for reply in replies:
+            chunks = reply_chunks(reply)
+            if not chunks or chunks[0].text in self._ahead or self._is_cached(chunks[0].text):
+                continue
+            text = chunks[0].text
+            self._ahead[text] = loop.run_in_executor(self.executor, self._render, text)
+
+    def _is_cached(self, text: str) -> bool:
+        cached = getattr(self.tts, "cached", None)  # PromptCache: fixed prompts in memory
+        return cached is not None and cached(text) is not None
+
+    def _drop_ahead(self, keep: set[str]) -> None:
+        """Forget prefetched chunks not in ``keep``; cancel those not started yet."""
+        for text in [t for t in self._ahead if t not in keep]:
+            self._ahead.pop(text).cancel()
+
+    async def _pcm(self, text: str) -> bytes:
+        """The chunk's audio: prefetched if it was, else rendered now in the worker."""
+        ahead = self._ahead.pop(text, None)
+        if ahead is not None and not ahead.cancelled():
+            try:
+                return await ahead
+            except Exception:  # rendered again below; a real fault shows up there
+                log.debug("prefetched chunk failed; rendering it again", exc_info=True)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self._render, text)
 
     async def say(self, text: str, protected: str | None = None) -> bool:
         """Play ``text``; sentences containing ``protected`` cannot be interrupted.
@@ -94,10 +130,11 @@ class CallSpeaker:
         self.first_audio_at = None
         self.audio.mark_reply()
         self.audio.replying = True
+        chunks = reply_chunks(text, protected)
+        self._drop_ahead(keep={chunk.text for chunk in chunks})  # free the worker for these
         try:
-            for chunk in reply_chunks(text, protected):
-                loop = asyncio.get_running_loop()
-                pcm = await loop.run_in_executor(self.executor, self._render, chunk.text)
+            for chunk in chunks:
+                pcm = await self._pcm(chunk.text)
                 if self._stopped or self.audio.closed:
                     break
                 self.audio.play(pcm)

@@ -1,0 +1,149 @@
+"""Replies prepared ahead: what the policy would say next, and the speaker using it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import numpy as np
+
+from agent.config import Config
+from agent.dialog.anticipate import likely_replies
+from agent.dialog.policy import DialogState
+from agent.dialog.session import make_policy
+from agent.dialog.types import CallerContext, InvoiceView, Utterance, Verification
+from agent.sip.media import CallAudio
+from agent.voice.speaker import CallSpeaker, reply_chunks
+
+INVOICES = (
+    InvoiceView("INV-2207", 12950, "USD", date(2026, 10, 3)),
+    InvoiceView("INV-2190", 4000, "USD", date(2026, 9, 3)),
+    InvoiceView("INV-2101", 28500, "USD", date(2026, 8, 1)),
+)
+POLICY = make_policy(Config(), date(2026, 11, 26))
+
+
+def started(invoices: tuple[InvoiceView, ...]) -> DialogState:
+    caller = CallerContext(Verification.VERIFIED, "0188", invoices, len(invoices))
+    state, _ = POLICY.start(caller)
+    return state
+
+
+def test_after_the_greeting_the_invoice_read_back_is_prepared() -> None:
+    state = started(INVOICES[:1])
+
+    replies = likely_replies(POLICY, state)
+
+    _, actions = POLICY.step(state, Utterance("I want to pay my bill", "pay_invoice", 0.99))
+    assert replies == [actions[-1].text]  # type: ignore[attr-defined]
+    assert "one hundred twenty-nine dollars and fifty cents" in replies[0]
+
+
+def test_while_choosing_each_offered_invoice_is_prepared_in_order() -> None:
+    state, _ = POLICY.step(started(INVOICES), Utterance("pay my bill", "pay_invoice", 0.99))
+
+    replies = likely_replies(POLICY, state)
+
+    assert len(replies) == 3
+    for reply, amount in zip(
+        replies, ("twenty-nine dollars", "forty dollars", "eighty-five"), strict=True
+    ):
+        assert reply.startswith("That's the invoice for") and amount in reply
+
+
+def test_nothing_said_after_sending_the_link_is_guessed() -> None:
+    state, _ = POLICY.step(started(INVOICES[:1]), Utterance("pay", "pay_invoice", 0.99))
+
+    replies = likely_replies(POLICY, state)  # confirming: "yes" sends the link
+
+    assert all("link" not in r or "speak" in r for r in replies)
+    assert len(replies) == 1  # only "no" has words before any outcome
+
+
+def test_an_unverified_caller_gets_no_invoice_words_prepared() -> None:
+    caller = CallerContext(Verification.UNKNOWN)
+    state, _ = POLICY.start(caller)
+
+    assert likely_replies(POLICY, state) == []
+
+
+class CountingSynthesizer:
+    """Renders a tone whose length follows the text; counts what it was asked for."""
+
+    def __init__(self) -> None:
+        self.rendered: list[str] = []
+        self.lock = threading.Lock()
+
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        with self.lock:
+            self.rendered.append(text)
+        yield np.full(160 * len(text.split()), 1000, dtype=np.int16)
+
+
+async def speak(speaker: CallSpeaker, audio: CallAudio, text: str) -> None:
+    async def drain() -> None:  # the conference bridge taking frames
+        while True:
+            audio.pop_outgoing()
+            await asyncio.sleep(0)
+
+    bridge = asyncio.create_task(drain())
+    try:
+        assert await speaker.say(text)
+    finally:
+        bridge.cancel()
+
+
+READ_BACK = "That's the invoice for forty dollars, from September third. Shall I text it?"
+OTHER = "That's the invoice for eighty-five dollars, from August first. Shall I text it?"
+
+
+def run_call(prepared: list[str], said: str, caller_talks: float) -> list[str]:
+    """Prepare ``prepared``, let the caller talk, then say ``said``; what was rendered."""
+
+    async def scenario() -> list[str]:
+        tts = CountingSynthesizer()
+        audio = CallAudio(asyncio.get_running_loop())
+        with ThreadPoolExecutor(1) as pool:
+            speaker = CallSpeaker(audio, tts, pool)
+            speaker.prefetch(prepared)
+            await asyncio.sleep(caller_talks)
+            await speak(speaker, audio, said)
+        return tts.rendered
+
+    return asyncio.run(scenario())
+
+
+def test_a_prepared_reply_start_plays_from_memory() -> None:
+    first, *rest = (chunk.text for chunk in reply_chunks(READ_BACK))
+
+    rendered = run_call([READ_BACK, OTHER], READ_BACK, caller_talks=0.2)
+
+    assert rendered.count(first) == 1  # rendered while the caller talked, not again
+    assert rendered[-len(rest) :] == rest  # only the rest of the reply was left to render
+    assert "That's the invoice for eighty-five dollars," in rendered  # prepared, unused
+
+
+class SlowSynthesizer(CountingSynthesizer):
+    def synthesize(self, text: str) -> Iterator[np.ndarray]:
+        threading.Event().wait(0.1)
+        yield from super().synthesize(text)
+
+
+def test_an_unexpected_reply_cancels_what_was_not_rendered_yet() -> None:
+    async def scenario() -> list[str]:
+        tts = SlowSynthesizer()
+        audio = CallAudio(asyncio.get_running_loop())
+        with ThreadPoolExecutor(1) as pool:
+            speaker = CallSpeaker(audio, tts, pool)
+            speaker.prefetch([READ_BACK, OTHER])  # the worker starts on the first
+            await asyncio.sleep(0.01)
+            await speak(speaker, audio, "Sorry, I didn't catch that.")
+        return tts.rendered
+
+    rendered = asyncio.run(scenario())
+
+    assert "That's the invoice for eighty-five dollars," not in rendered  # cancelled
+    assert rendered[-1] == "Sorry, I didn't catch that."
