@@ -10,13 +10,21 @@ from __future__ import annotations
 import logging
 
 from agent.config import Config
+from agent.sms.drivers import build_gateway
+from agent.sms.outbox import Outbox
+from agent.sms.worker import OutboxWorker
+from agent.web.app import WebService
 
 log = logging.getLogger(__name__)
 
 
 class BackgroundServices:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, outbox: Outbox | None = None) -> None:
+        """``outbox``: the one the calls use (so a queued text wakes the worker)."""
         self.config = config
+        self.outbox = outbox or Outbox(build_gateway(config), config)
+        self._sms_worker: OutboxWorker | None = None
+        self._web: WebService | None = None
 
     async def start(self) -> None:
         await self._start_web()
@@ -29,15 +37,35 @@ class BackgroundServices:
     # --- the web service (pay pages, webhooks, gateway callbacks) -------------------
 
     async def _start_web(self) -> None:
-        pass
+        """Raises ``WebServiceError`` (exit 1) when ``[web] port`` is taken."""
+        web = WebService(self.config)
+        await web.start()
+        self._web = web
 
     async def _stop_web(self) -> None:
-        pass
+        if self._web is not None:
+            await self._web.stop()
+            self._web = None
+
+    @property
+    def web_url(self) -> str:
+        """Where the web service listens, e.g. ``http://127.0.0.1:8080``."""
+        return self._web.url if self._web is not None else "(web service not started)"
 
     # --- the SMS outbox worker ----------------------------------------------------
 
     async def _start_sms_worker(self) -> None:
-        pass
+        if self.outbox.gateway.name == "log":
+            log.warning(
+                'SMS driver "log": texts are stored in the outbox, not sent; they go out '
+                "when a gateway is configured and voice-agent run starts again"
+            )
+            return
+        self._sms_worker = OutboxWorker(self.outbox)
+        self._sms_worker.start()
 
     async def _stop_sms_worker(self) -> None:
-        pass
+        if self._sms_worker is not None:
+            await self._sms_worker.stop()
+            self._sms_worker = None
+        await self.outbox.aclose()

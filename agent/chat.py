@@ -17,6 +17,7 @@ from agent.config import Config
 from agent.dialog.session import ConversationSession, Turn, make_policy
 from agent.nlu.client import RasaIntentParser
 from agent.sms.drivers import build_gateway
+from agent.sms.outbox import Outbox
 
 
 class ChatPrinter:
@@ -63,11 +64,14 @@ async def chat(config: Config, caller: str, printer: ChatPrinter, stdin: TextIO)
     """Run one text conversation; returns the outcome."""
     today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
     parser = RasaIntentParser(config.nlu.url, config.nlu.timeout_seconds)
+    # No outbox worker here: the session tries its text itself (bounded wait); a text still
+    # queued at the end is sent by the next `voice-agent run`.
+    outbox = Outbox(build_gateway(config), config)
     session = ConversationSession(
         config,
         make_policy(config, today),
         parser,
-        build_gateway(config.sms),
+        outbox,
         caller_id=caller,  # "anonymous" is recognised as withheld by check_caller
     )
     try:
@@ -82,6 +86,7 @@ async def chat(config: Config, caller: str, printer: ChatPrinter, stdin: TextIO)
                 printer.turn(await session.hear(line.strip()))
     finally:
         await parser.aclose()
+        await outbox.aclose()  # an attempt still in flight is finished and recorded
     printer.summary(session)
     return session.summary.outcome
 

@@ -18,6 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent import __version__
+from agent.admin import call_commands
+from agent.admin import commands as admin_commands
 from agent.billing.db import open_database
 from agent.billing.demo import seed_demo
 from agent.billing.importer import import_customers, import_invoices
@@ -111,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed = command("seed-demo", _seed_demo, "load the demo company's customers and invoices", db)
     seed.add_argument("--if-empty", action="store_true", help="only into an empty database")
     command("init", _db_init, "create the database tables if missing", db)
+    admin_commands.add_commands(sub, command)  # links list|void, sms list|retry
+    call_commands.add_commands(sub, command)  # calls list|show
 
     nlu = sub.add_parser("nlu", help="NLU model and server").add_subparsers(
         dest="nlu_command", required=True, metavar="ACTION"

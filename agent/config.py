@@ -37,16 +37,20 @@ from agent.config_schema import (
     NluSettings,
     PaylinkSettings,
     PaymentCollectionSettings,
+    PaymentSettings,
+    PortalSettings,
     Range,
     Secret,
     SipSettings,
     SmsSettings,
+    StripeSettings,
     TtsSettings,
     TwilioSettings,
     WebSettings,
 )
 from agent.errors import ConfigError, Problem
 from agent.sip.registration import parse_registrar
+from agent.sms.segments import MAX_SEGMENTS, count_segments, longest_payment_text, token_chars
 from agent.urls import redact as redact_url
 
 __all__ = [
@@ -64,10 +68,13 @@ __all__ = [
     "NluSettings",
     "PaylinkSettings",
     "PaymentCollectionSettings",
+    "PaymentSettings",
+    "PortalSettings",
     "Secret",
     "SipSettings",
     "WebSettings",
     "SmsSettings",
+    "StripeSettings",
     "TtsSettings",
     "TwilioSettings",
     "load_config",
@@ -82,11 +89,12 @@ DEFAULT_CONFIG_PATH = Path("config/agent.toml")
 """Used when nothing names a file; relative to the working directory; may be absent."""
 
 _TOP_LEVEL = (
-    "agent", "agents", "escalation", "database", "nlu", "sms", "paylinks", "web", "sip", "asr",
-    "tts",
+    "agent", "agents", "escalation", "database", "nlu", "sms", "paylinks", "web", "payments",
+    "sip", "asr", "tts",
 )  # fmt: skip
 _DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "postgresext", "cockroachdb")
 _SMS_PLACEHOLDERS = ("company", "invoice", "amount", "url")
+_PORTAL_PLACEHOLDERS = ("invoice", "amount", "currency")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _MAX_TLS_CA_CERTIFICATES = 40
@@ -168,7 +176,7 @@ class _Validator(ProblemLog):
         self.unknown_keys(data, (), _TOP_LEVEL, noun="section")
         raw = {name: data.get(name, {}) for name in _TOP_LEVEL}
         agent = self._agent(raw["agent"])
-        return Config(
+        config = Config(
             agent=agent,
             payment_collection=self._payment_collection(raw["agents"]),
             escalation=self._escalation(raw["escalation"], agent.default_region),
@@ -177,11 +185,14 @@ class _Validator(ProblemLog):
             sms=self._sms(raw["sms"]),
             paylinks=self._paylinks(raw["paylinks"]),
             web=self._web(raw["web"]),
+            payments=self._payments(raw["payments"]),
             sip=self._sip(raw["sip"]),
             asr=self._section(AsrSettings, raw["asr"], ("asr",)),
             tts=self._section(TtsSettings, raw["tts"], ("tts",)),
             source=source,
         )
+        self._sms_length(config)
+        return config
 
     # -- generic typed fields ----------------------------------------------------------
 
@@ -396,7 +407,17 @@ class _Validator(ProblemLog):
         self._http_url(sms.kannel.sendsms_url, ("sms", "kannel", "sendsms_url"))
         if sms.kannel.dlr_url:
             self._http_url(sms.kannel.dlr_url, ("sms", "kannel", "dlr_url"))
+            if "?" in sms.kannel.dlr_url:
+                no_query = "must not contain a query string ('?...')"
+                self.report(("sms", "kannel", "dlr_url"), no_query)
+        for network in sms.kannel.allowed_networks:
+            self._network(network, ("sms", "kannel", "allowed_networks"))
         self._http_url(sms.twilio.api_base, ("sms", "twilio", "api_base"))
+        if sms.retry_max_seconds < sms.retry_first_seconds:
+            self.report(
+                ("sms", "retry_max_seconds"),
+                f"must not be less than retry_first_seconds ({show(sms.retry_first_seconds)})",
+            )
         trigger = ("sms", "driver")
         if sms.driver == "kannel":
             self._secret_is_set(sms.kannel.password, ("sms", "kannel", "password"), trigger)
@@ -406,6 +427,27 @@ class _Validator(ProblemLog):
             self._required(sms.twilio.from_number, ("sms", "twilio", "from_number"), trigger, when)
             self._secret_is_set(sms.twilio.auth_token, ("sms", "twilio", "auth_token"), trigger)
         return sms
+
+    def _sms_length(self, config: Config) -> None:
+        """The payment text must fit two segments with the longest realistic values."""
+        sms, links = config.sms, config.paylinks
+        try:
+            text = longest_payment_text(
+                sms.template, config.agent.company_name, links.base_url,
+                token_chars(links.token_bytes), config.agent.locale,
+            )  # fmt: skip
+        except (ValueError, KeyError, IndexError, AttributeError):
+            return  # a broken template is reported by _template
+        count = count_segments(text)
+        if count.segments > MAX_SEGMENTS:
+            limit = 153 * MAX_SEGMENTS if count.encoding == "gsm7" else 67 * MAX_SEGMENTS
+            self.report(
+                ("sms", "template"),
+                f"with a 20-character invoice number, the largest amount and the link, the "
+                f"text is {count.units} characters ({count.segments} SMS segments); at most "
+                f"{limit} fit in {MAX_SEGMENTS}: shorten the template, the company name or "
+                "[paylinks] base_url",
+            )
 
     def _paylinks(self, raw: object) -> PaylinkSettings:
         settings: PaylinkSettings = self._section(PaylinkSettings, raw, ("paylinks",))
@@ -430,6 +472,32 @@ class _Validator(ProblemLog):
         for network in web.trusted_proxies:
             self._network(network, ("web", "trusted_proxies"))
         return web
+
+    def _payments(self, raw: object) -> PaymentSettings:
+        payments: PaymentSettings = self._section(PaymentSettings, raw, ("payments",))
+        stripe, portal = ("payments", "stripe"), ("payments", "portal")
+        self._http_url(payments.stripe.api_base, (*stripe, "api_base"))
+        trigger = ("payments", "processor")
+        if payments.processor == "stripe":
+            keys = payments.stripe
+            self._secret_is_set(keys.secret_key, (*stripe, "secret_key"), trigger)
+            self._secret_is_set(keys.webhook_secret, (*stripe, "webhook_secret"), trigger)
+        template, path = payments.portal.url_template, (*portal, "url_template")
+        if payments.processor == "portal":
+            self._required(template, path, trigger, 'payments.processor is "portal"')
+        if template.strip():
+            self._portal_template(template, path)
+        return payments
+
+    def _portal_template(self, template: str, path: KeyPath) -> None:
+        self._template(template, path, _PORTAL_PLACEHOLDERS, required=("invoice",))
+        try:
+            sample = template.format(invoice="INV-1", amount="1.00", currency="USD")
+        except (ValueError, KeyError, IndexError, AttributeError):
+            return  # reported by _template
+        self._http_url(sample, path)
+        if "{" in urlsplit(template).netloc:
+            self.report(path, "placeholders belong in the path or query, not the host name")
 
     def _sip(self, raw: object) -> SipSettings:
         sip: SipSettings = self._section(SipSettings, raw, ("sip",))

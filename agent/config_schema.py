@@ -31,6 +31,9 @@ ESCALATION_REASONS: tuple[str, ...] = (
     "out-of-scope",
     "no-invoices",
     "internal-error",
+    "sms-delayed",
+    "sms-failed",
+    "sms-opted-out",
 )
 """Why a call is handed to a person; each may have its own ``[escalation.reasons.X]``."""
 
@@ -219,7 +222,12 @@ class KannelSettings:
     """The ``from`` number or short code."""
 
     dlr_url: str = ""
-    """Delivery-report callback URL; empty: no delivery reports."""
+    """Where Kannel sends delivery reports; empty: ``[web] callback_base_url`` +
+    ``/sms/kannel/dlr``. The agent appends ``?id=...&status=%d`` itself."""
+
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
+    """Networks (CIDR) Kannel's callbacks (delivery reports, inbound texts) may come from;
+    they carry no signature, so anything else gets HTTP 403."""
 
 
 @dataclass(frozen=True)
@@ -257,6 +265,22 @@ class SmsSettings:
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     """Used when ``driver`` is ``twilio``."""
 
+    send_wait_seconds: float = field(default=5.0, metadata=between(0, 60, low_open=True))
+    """How long a caller waits for the gateway to accept the text before hearing that it
+    is delayed (it stays queued and is sent later)."""
+
+    send_timeout_seconds: float = field(default=10.0, metadata=between(1, 120))
+    """Time limit of one request to the gateway; past it the attempt counts as failed."""
+
+    max_attempts: int = field(default=6, metadata=between(1, 50))
+    """Send attempts per text before it is marked failed."""
+
+    retry_first_seconds: float = field(default=30.0, metadata=between(0.1, 3600))
+    """Wait before the first retry; each later retry waits twice as long as the one before."""
+
+    retry_max_seconds: float = field(default=900.0, metadata=between(0.1, 86400))
+    """The longest wait between two attempts."""
+
 
 @dataclass(frozen=True)
 class PaylinkSettings:
@@ -291,6 +315,49 @@ class WebSettings:
 
     trusted_proxies: tuple[str, ...] = ()
     """Networks of reverse proxies whose ``X-Forwarded-For`` names the real client."""
+
+
+@dataclass(frozen=True)
+class StripeSettings:
+    """``[payments.stripe]``: Stripe Checkout (the hosted page takes the card)."""
+
+    secret_key: Secret = Secret(env="STRIPE_SECRET_KEY")
+    """API secret key (``sk_live_...`` or ``sk_test_...``); required with the stripe processor."""
+
+    webhook_secret: Secret = Secret(env="STRIPE_WEBHOOK_SECRET")
+    """The webhook endpoint's signing secret (``whsec_...``); required with the stripe processor."""
+
+    api_base: str = "https://api.stripe.com"
+    """API root (changed only for tests)."""
+
+    checkout_minutes: int = field(default=30, metadata=between(30, 1440))
+    """How long a checkout page stays open (Stripe allows 30 minutes to 24 hours)."""
+
+    webhook_tolerance_seconds: int = field(default=300, metadata=between(10, 3600))
+    """Webhook events signed longer ago than this are rejected (replay protection)."""
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """``[payments.portal]``: the business's own payment portal."""
+
+    url_template: str = ""
+    """Where "Pay now" leads; placeholders ``{invoice}`` (required), ``{amount}``,
+    ``{currency}``, URL-encoded. Required with the portal processor."""
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    """``[payments]``: what the pay page's "Pay now" button does."""
+
+    processor: Literal["none", "stripe", "portal"] = "none"
+    """``none``: the page shows the invoice and asks the customer to call to pay."""
+
+    stripe: StripeSettings = field(default_factory=StripeSettings)
+    """Used when ``processor`` is ``stripe``."""
+
+    portal: PortalSettings = field(default_factory=PortalSettings)
+    """Used when ``processor`` is ``portal``."""
 
 
 @dataclass(frozen=True)
@@ -414,6 +481,9 @@ class Config:
 
     web: WebSettings = field(default_factory=WebSettings)
     """``[web]``."""
+
+    payments: PaymentSettings = field(default_factory=PaymentSettings)
+    """``[payments]``, ``[payments.stripe]``, ``[payments.portal]``."""
 
     sip: SipSettings = field(default_factory=SipSettings)
     """``[sip]``."""

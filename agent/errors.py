@@ -66,3 +66,15 @@ class DatabaseError(AgentError):
 
 class SmsError(AgentError):
     code = "sms-error"
+
+
+class WebServiceError(AgentError):
+    """The web service (pay pages, webhooks, callbacks) cannot start, e.g. its port is taken."""
+
+    code = "web-error"
+
+
+class PaymentProcessorError(AgentError):
+    """The payment processor did not create a checkout (down, refused, timed out)."""
+
+    code = "payment-processor"

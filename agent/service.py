@@ -33,15 +33,17 @@ async def _serve(config: Config, services: VoiceServices) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    background = BackgroundServices(config)
+    background = BackgroundServices(config, services.outbox)
     await background.start()
     try:
-        await _answer_calls(config, services, stop)
+        await _answer_calls(config, services, stop, background.web_url)
     finally:
         await background.stop()
 
 
-async def _answer_calls(config: Config, services: VoiceServices, stop: asyncio.Event) -> None:
+async def _answer_calls(
+    config: Config, services: VoiceServices, stop: asyncio.Event, web_url: str
+) -> None:
     endpoint = SipEndpoint(config.sip, region=config.agent.default_region)
     server = VoiceServer(endpoint, services)
     serving = asyncio.create_task(server.serve(stop))
@@ -53,7 +55,7 @@ async def _answer_calls(config: Config, services: VoiceServices, stop: asyncio.E
         print(
             f"voice-agent ready for {config.agent.company_name}: answering SIP on "
             f"{sip.transport} {sip.listen_address}:{endpoint.bound_port}, NLU at {config.nlu.url}, "
-            f"ASR {config.asr.model}. Stop with Ctrl-C or SIGTERM.",
+            f"ASR {config.asr.model}, pay pages on {web_url}. Stop with Ctrl-C or SIGTERM.",
             flush=True,
         )
     await serving

@@ -6,6 +6,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Customer, Invoice
 from tests.conftest import VOICE_AGENT, free_port, voice_agent, write_config
@@ -117,8 +119,8 @@ def test_chat_with_no_nlu_server_escalates_instead_of_crashing(tmp_path: Path) -
 
 
 def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str) -> None:
-    port = free_udp_port()
-    extra = f'[sip]\nport = {port}\n[web]\nport = {free_port()}\n[asr]\nmodel = "tiny.en"\n'
+    port, web_port = free_udp_port(), free_port()
+    extra = f'[sip]\nport = {port}\n[web]\nport = {web_port}\n[asr]\nmodel = "tiny.en"\n'
     config = write_config(tmp_path / "agent.toml", nlu_url, tmp_path / "agent.db", extra)
     service = subprocess.Popen(
         [VOICE_AGENT, "--config", str(config), "run"],
@@ -126,11 +128,16 @@ def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str
     )  # fmt: skip
     assert service.stdout is not None
     banner = service.stdout.readline()
-    service.send_signal(signal.SIGTERM)
+    try:
+        health = httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=10) if banner else None
+    finally:
+        service.send_signal(signal.SIGTERM)
 
     assert service.wait(timeout=60) == 0
     assert banner.startswith("voice-agent ready for Maple Leaf Home Services")
     assert f"answering SIP on udp 127.0.0.1:{port}" in banner
+    assert f"pay pages on http://127.0.0.1:{web_port}" in banner
+    assert health is not None and health.json() == {"status": "ok", "database": "ok"}
 
 
 def test_run_without_nlu_and_manage_off_says_how_to_fix(tmp_path: Path) -> None:

@@ -421,7 +421,8 @@ def test_unknown_escalation_reason(tmp_path: Path) -> None:
         "did you mean 'no-invoices'?",
         f"{path}:3: escalation.reasons.weather: unknown escalation reason; allowed: "
         "unverified, ambiguous, not-mobile, skill-disabled, no-match, nlu-unavailable, "
-        "caller-request, out-of-scope, no-invoices, internal-error",
+        "caller-request, out-of-scope, no-invoices, internal-error, sms-delayed, sms-failed, "
+        "sms-opted-out",
     ]
 
 

@@ -34,6 +34,7 @@ from agent.dialog.types import (
     Utterance,
     Verification,
 )
+from agent.sms.status import TextStatus
 
 PROMPTS = Prompts(
     company="Maple Leaf Home Services",
@@ -285,8 +286,9 @@ def test_one_invoice_yes_sends_the_link(yes: Utterance) -> None:
     assert state.step is Step.SENDING
 
 
-def test_link_not_yet_accepted_by_the_gateway_is_not_called_sent() -> None:
-    _, turns = talk(verified(ONE, last4="0123"), PAY, YES, LinkSent("INV-1001", delivered=False))
+def test_text_held_without_a_gateway_is_not_called_sent() -> None:
+    held = LinkSent("INV-1001", TextStatus.HELD)
+    _, turns = talk(verified(ONE, last4="0123"), PAY, YES, held)
     said = turns[-1][0]
     assert isinstance(said, Say)
     assert said.text.startswith(

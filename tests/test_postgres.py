@@ -39,6 +39,8 @@ from tests.postgres import (
 from tests.sample_csv import CUSTOMERS, INVOICES
 
 TABLES = {"customer", "phone", "invoice", "call", "sms_message", "payment_link", "call_event"}
+TABLES |= {"checkout_session", "payment", "processed_webhook"}  # the pay pages (issue 4)
+TABLES |= {"sms_opt_out"}  # STOP/START by text (issue 4)
 
 
 @pytest.fixture

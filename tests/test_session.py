@@ -20,7 +20,8 @@ from agent.billing.models import Call, SmsMessage, database_proxy
 from agent.config import Config
 from agent.dialog.session import ConversationSession, make_policy
 from agent.dialog.types import Utterance
-from agent.sms.gateway import SendResult
+from agent.sms.gateway import OutgoingSms, SendResult, SendStatus
+from agent.sms.outbox import Outbox
 
 TODAY = date(2026, 11, 25)
 
@@ -41,7 +42,7 @@ class ScriptedParser:
 class RaisingGateway:
     name = "broken"
 
-    def send(self, to_number: str, body: str) -> SendResult:
+    async def send(self, message: OutgoingSms) -> SendResult:
         raise ConnectionError("gateway unreachable")
 
 
@@ -51,9 +52,9 @@ class RecordingGateway:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
-    def send(self, to_number: str, body: str) -> SendResult:
-        self.sent.append((to_number, body))
-        return SendResult(accepted=True, gateway_id=f"msg-{len(self.sent)}")
+    async def send(self, message: OutgoingSms) -> SendResult:
+        self.sent.append((message.to_number, message.body))
+        return SendResult(SendStatus.ACCEPTED, gateway_id=f"msg-{len(self.sent)}")
 
 
 @pytest.fixture
@@ -67,8 +68,9 @@ def db(tmp_path: Path) -> Iterator[None]:
 def converse(gateway: object, *turns: tuple[str, str]) -> ConversationSession:
     config = Config()
     parser = ScriptedParser(dict(turns))
+    outbox = Outbox(gateway, config)  # type: ignore[arg-type]
     session = ConversationSession(
-        config, make_policy(config, TODAY), parser, gateway,  # type: ignore[arg-type]
+        config, make_policy(config, TODAY), parser, outbox,
         caller_id=DEMO_NUMBERS["one_invoice"],
     )  # fmt: skip
     session.begin()
@@ -76,6 +78,7 @@ def converse(gateway: object, *turns: tuple[str, str]) -> ConversationSession:
     async def run() -> None:
         for text, _ in turns:
             await session.hear(text)
+        await outbox.aclose()
 
     asyncio.run(run())
     return session
@@ -92,11 +95,14 @@ def test_accepted_text_records_gateway_id(db: None) -> None:
 
 
 def test_gateway_exception_keeps_message_queued(db: None) -> None:
-    session = converse(RaisingGateway(), ("pay my bill", "pay_invoice"), ("yes", "affirm"))
+    session = converse(
+        RaisingGateway(), ("pay my bill", "pay_invoice"), ("yes", "affirm"), ("no", "deny")
+    )
 
     message = SmsMessage.get()
     assert message.status == "queued" and "gateway unreachable" in message.last_error
-    assert session.summary.outcome == "link_sent"  # the outbox will retry; nothing lost
+    assert message.next_attempt_at is not None  # the outbox worker will retry; nothing lost
+    assert session.summary.outcome == "link_sent"  # delayed, offered a person, declined
 
 
 def test_database_failure_mid_call_escalates_and_keeps_the_record(db: None) -> None:

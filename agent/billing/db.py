@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import peewee as pw
 from playhouse import db_url
 
+from agent.billing.migrate import upgrade_schema
 from agent.billing.models import ALL_MODELS, database_proxy
 from agent.errors import DatabaseError
 from agent.urls import redact
@@ -26,7 +27,7 @@ SQLITE_PRAGMAS = {
 
 
 def open_database(url: str) -> pw.Database:
-    """Connect to ``url``, bind every model to it and create missing tables.
+    """Connect to ``url``, bind every model to it, create missing tables and columns.
 
     Raises ``DatabaseError`` (naming the URL, never its password) when the URL is not
     understood, the driver is missing, the file cannot be created, or the server refuses.
@@ -43,8 +44,8 @@ def open_database(url: str) -> pw.Database:
         database = db_url.connect(url, unquote_password=True, unquote_user=True, **options)
         database.connect(reuse_if_open=True)
         database_proxy.initialize(database)
-        database.create_tables(ALL_MODELS, safe=True)
-    except (pw.PeeweeException, OSError, RuntimeError, ValueError) as err:
+        upgrade_schema(database, ALL_MODELS)  # new tables, and columns older versions lack
+    except (pw.PeeweeException, OSError, RuntimeError, ValueError, DatabaseError) as err:
         database_proxy.initialize(None)
         if database is not None:
             database.close()

@@ -30,7 +30,11 @@ database_proxy = pw.DatabaseProxy()
 PHONE_KINDS = ("mobile", "landline", "other")
 CURRENCIES = ("USD", "CAD")
 INVOICE_STATUSES = ("open", "paid", "void")
-SMS_STATUSES = ("queued", "sent", "delivered", "failed")
+SMS_STATUSES = ("queued", "sent", "delivered", "failed", "blocked")
+"""queued: waiting to be (re)sent; sent: the gateway accepted it; delivered: the phone got
+it (delivery report); failed: refused for good or out of attempts; blocked: never sent, the
+number opted out (STOP)."""
+PAYMENT_STATUSES = ("applied", "unapplied")
 CALL_CHANNELS = ("chat", "sip")
 CALL_OUTCOMES = (
     "link_sent", "escalated", "no_invoices", "caller_hung_up", "completed", "agent_stopped"
@@ -94,6 +98,7 @@ class Invoice(BaseModel):
     updated_at = pw.DateTimeField(default=utcnow)
 
     links: pw.ModelSelect[PaymentLink]  # backref
+    payments: pw.ModelSelect[Payment]  # backref
 
     class Meta:
         constraints = [pw.Check("balance_cents <= total_cents")]
@@ -125,6 +130,8 @@ class Call(BaseModel):
     """The SIP Call-ID header of a phone call (how ``voice-agent test-call`` finds its row)."""
     verstat = pw.CharField(null=True)
     """The STIR/SHAKEN ``verstat`` the trunk sent with the caller ID, if any."""
+    customer_id: int | None  # the raw foreign keys, without loading the rows
+    invoice_id: int | None
 
     events: pw.ModelSelect[CallEvent]  # backref
 
@@ -147,6 +154,31 @@ class SmsMessage(BaseModel):
     updated_at = pw.DateTimeField(default=utcnow)
     next_attempt_at = pw.DateTimeField(null=True)
     call = pw.ForeignKeyField(Call, null=True, backref="sms_messages")
+    call_id: int | None  # the raw foreign key, without loading the call
+    claimed_until = pw.DateTimeField(null=True)
+    """Set while one sender is sending it; a claim left by a crash expires at this time."""
+    accepted_at = pw.DateTimeField(null=True)
+    """When the gateway accepted it."""
+    report = pw.CharField(null=True)
+    """The gateway's last delivery report, e.g. "kannel:1 delivered", "twilio:undelivered"."""
+    reported_at = pw.DateTimeField(null=True)
+    """When that delivery report arrived."""
+    redacted_at = pw.DateTimeField(null=True)
+    """When the link's token was removed from ``body`` (once accepted or failed for good)."""
+
+
+class SmsOptOut(BaseModel):
+    """Opt-out history per phone number (STOP, START); the newest row of a number rules."""
+
+    number = pw.CharField(index=True)
+    """E.164."""
+    opted_out = pw.BooleanField()
+    """True after STOP and its synonyms, False after START/UNSTOP."""
+    keyword = pw.CharField()
+    """The keyword as recognised, e.g. "STOP", "UNSUBSCRIBE", "START"."""
+    source = pw.CharField()
+    """Where it came from: "kannel", "twilio" or "admin"."""
+    at = pw.DateTimeField(default=utcnow)
 
 
 class PaymentLink(BaseModel):
@@ -159,6 +191,8 @@ class PaymentLink(BaseModel):
     voided_at = pw.DateTimeField(null=True)
     sms = pw.ForeignKeyField(SmsMessage, null=True, backref="links")
     call = pw.ForeignKeyField(Call, null=True, backref="links")
+    sms_id: int | None  # the raw foreign keys, without loading the rows
+    call_id: int | None
     amount_cents = pw.BigIntegerField()
     """The invoice balance when the link was made."""
     currency = pw.CharField(max_length=3)
@@ -168,10 +202,65 @@ class PaymentLink(BaseModel):
         return cents_to_decimal(self.amount_cents)
 
 
+class CheckoutSession(BaseModel):
+    """A hosted checkout page opened for a payment link ("Pay now"), reused while open."""
+
+    link = pw.ForeignKeyField(PaymentLink, backref="checkouts")
+    processor = pw.CharField(max_length=16)
+    """The ``[payments] processor`` that made it, e.g. "stripe"."""
+    session_id = pw.CharField(unique=True)
+    """The processor's id, e.g. Stripe's "cs_live_..."."""
+    url = pw.TextField()
+    """The hosted page the customer is sent to."""
+    amount_cents = pw.BigIntegerField()
+    currency = pw.CharField(max_length=3)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+
+
+class Payment(BaseModel):
+    """Money a processor reported as received: one row per paid checkout session.
+
+    ``applied`` rows reduced the invoice's balance; ``unapplied`` rows (amount, currency or
+    invoice did not match, or the invoice was no longer open) left the invoice untouched and
+    need a person (``note`` says why): the money was taken, so the row is kept either way.
+    """
+
+    invoice = pw.ForeignKeyField(Invoice, backref="payments")
+    link = pw.ForeignKeyField(PaymentLink, null=True, backref="payments")
+    amount_cents = pw.BigIntegerField(constraints=[pw.Check("amount_cents >= 0")])
+    currency = pw.CharField(max_length=3)
+    processor = pw.CharField(max_length=16)
+    checkout_session_id = pw.CharField(unique=True)
+    """The processor's checkout id: one payment per checkout, however often it is reported."""
+    payment_intent_id = pw.CharField(null=True)
+    event_id = pw.CharField()
+    """The webhook event that reported it."""
+    status = pw.CharField(max_length=10, constraints=[_one_of("status", PAYMENT_STATUSES)])
+    note = pw.TextField(null=True)
+    paid_at = pw.DateTimeField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class ProcessedWebhook(BaseModel):
+    """Every verified processor event acted on, so a redelivered event changes nothing."""
+
+    provider = pw.CharField(max_length=16)
+    event_id = pw.CharField()
+    event_type = pw.CharField()
+    outcome = pw.CharField()
+    """What was done, e.g. "payment-applied", "payment-unapplied", "unknown-link"."""
+    received_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("provider", "event_id"), True),)
+
+
 class CallEvent(BaseModel):
     """Append-only audit trail of a call: one row per event, numbered by ``seq``."""
 
     call = pw.ForeignKeyField(Call, backref="events", on_delete="CASCADE")
+    call_id: int  # the raw foreign key, without loading the call
     seq = pw.IntegerField()
     at = pw.DateTimeField(default=utcnow)
     type = pw.CharField()
@@ -216,7 +305,11 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Invoice,
     Call,
     SmsMessage,
+    SmsOptOut,
     PaymentLink,
+    CheckoutSession,
+    Payment,
+    ProcessedWebhook,
     CallEvent,
 )
 """Every table, parents before children (the order to create them in)."""

@@ -32,6 +32,7 @@ from agent.dialog.types import (
     Utterance,
     Verification,
 )
+from agent.sms.status import TextStatus
 
 MAX_MISSES = 3
 """Two reprompts, then the third miss in a row escalates (reason ``no-match``)."""
@@ -59,6 +60,9 @@ class DialogState:
     last_prompt: str = ""
     silences: int = 0
     """No-input timeouts in a row (phone calls); any caller turn resets it."""
+    text: TextStatus | None = None
+    """What became of the payment text, once the caller is offered a person because of it
+    (delayed, failed, opted out)."""
 
 
 Result = tuple[DialogState, list[Action]]
@@ -78,7 +82,7 @@ class PaymentPolicy:
         if isinstance(event, NluFailed):
             return self._escalate(state, "nlu-unavailable")
         if isinstance(event, LinkSent):
-            return self._link_sent(state, event.delivered)
+            return self._link_sent(state, event.text)
         if isinstance(event, LinkFailed):
             return self._escalate(state, "internal-error")
         if isinstance(event, Silence):
@@ -173,6 +177,8 @@ class PaymentPolicy:
 
     def _on_offer_csr(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
         if intent == "affirm":
+            if state.text is not None:
+                return self._escalate(state, _TEXT_ESCALATION[state.text])
             return self._escalate(state, "caller-request" if state.offered else "no-invoices")
         if intent == "deny":
             return self._end(state, self.prompts.goodbye(), self._quiet_outcome(state))
@@ -218,10 +224,19 @@ class PaymentPolicy:
             return state, [_disclosed(disclosed), chosen, *actions]
         return state, [chosen, *actions]
 
-    def _link_sent(self, state: DialogState, delivered: bool) -> Result:
+    def _link_sent(self, state: DialogState, text: TextStatus) -> Result:
         hours = self.settings.link_lifetime_hours
-        text = self.prompts.link_sent(state.caller.phone_last4, hours, delivered)
-        return self._end(state, text, Outcome.LINK_SENT)
+        last4 = state.caller.phone_last4
+        if text in (TextStatus.ACCEPTED, TextStatus.HELD):
+            said = self.prompts.link_sent(last4, hours, delivered=text is TextStatus.ACCEPTED)
+            return self._end(state, said, Outcome.LINK_SENT)
+        if text is TextStatus.DELAYED:
+            said = self.prompts.text_delayed(last4, hours)
+        elif text is TextStatus.OPTED_OUT:
+            said = self.prompts.text_opted_out()
+        else:
+            said = self.prompts.text_failed()
+        return self._say(replace(state, step=Step.OFFER_CSR, misses=0, text=text), said)
 
     def _miss(self, state: DialogState, reprompt: Callable[[int], str]) -> Result:
         misses = state.misses + 1
@@ -242,10 +257,20 @@ class PaymentPolicy:
     @staticmethod
     def _quiet_outcome(state: DialogState) -> Outcome:
         """How a call that ends without a link or a transfer is recorded."""
+        if state.text is TextStatus.DELAYED:  # the text is queued and will go out
+            return Outcome.LINK_SENT
         verified = state.caller.verification is Verification.VERIFIED
         if verified and not state.caller.invoices and state.step is Step.OFFER_CSR:
             return Outcome.NO_INVOICES
         return Outcome.COMPLETED
+
+
+_TEXT_ESCALATION = {
+    TextStatus.DELAYED: "sms-delayed",
+    TextStatus.FAILED: "sms-failed",
+    TextStatus.OPTED_OUT: "sms-opted-out",
+}
+"""The escalation reason when a caller takes the offer of a person after the text."""
 
 
 def _disclosed(invoices: tuple[InvoiceView, ...]) -> Record:

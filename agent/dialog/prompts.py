@@ -89,14 +89,10 @@ class Prompts:
 
     def link_sent(self, last4: str | None, lifetime_hours: float, delivered: bool = True) -> str:
         hours = speech.say_cardinal(round(lifetime_hours))
-        where = (
-            f"your phone number ending in {speech.say_digits(last4)}"
-            if last4
-            else "the mobile number we have on file"
-        )
+        where = self._where(last4)
         if delivered:
             sent = f"Done. I've texted a secure payment link to {where}. "
-        else:  # queued in the outbox; the gateway has not taken it yet
+        else:  # stored in the outbox; no real gateway is configured ([sms] driver = "log")
             sent = (
                 f"I've prepared a secure payment link and queued a text message to {where}. "
                 "It may take a few minutes to arrive. "
@@ -105,6 +101,34 @@ class Prompts:
             f"{sent}You can pay on your phone, and you don't need to stay on the line. "
             f"The link works for {hours} hours. Thanks for calling {self.company}. Goodbye."
         )
+
+    def text_delayed(self, last4: str | None, lifetime_hours: float) -> str:
+        """The gateway has not taken the text within the wait; it stays queued."""
+        return (
+            "I've prepared a secure payment link, but the text message is delayed. It will "
+            f"go to {self._where(last4)} as soon as our text service takes it, and the link "
+            f"works for {speech.say_cardinal(round(lifetime_hours))} hours. "
+            "Would you like to speak with a member of our team instead?"
+        )
+
+    def text_failed(self) -> str:
+        return (
+            "I'm sorry, I couldn't send the text message with your payment link. "
+            "Would you like to speak with a member of our team?"
+        )
+
+    def text_opted_out(self) -> str:
+        return (
+            "Your number has opted out of our text messages, so I can't text you a payment "
+            "link. To get our texts again, text START to the number our texts come from. "
+            "Would you like to speak with a member of our team?"
+        )
+
+    @staticmethod
+    def _where(last4: str | None) -> str:
+        if last4:
+            return f"your phone number ending in {speech.say_digits(last4)}"
+        return "the mobile number we have on file"
 
     def no_invoices(self) -> str:
         return (

@@ -38,8 +38,9 @@ from agent.errors import NluUnavailableError
 from agent.nlu.client import IntentParser
 from agent.paylinks.links import issue_link
 from agent.redact import redact_digit_runs
-from agent.sms.gateway import SmsGateway
-from agent.sms.outbox import attempt_delivery, queue_message, render_payment_text
+from agent.sms.outbox import Outbox
+from agent.sms.rows import NOT_SENT_MARK, render_payment_text
+from agent.sms.status import TextStatus
 from agent.speech import written_money
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class ConversationSession:
         config: Config,
         policy: PaymentPolicy,
         parser: IntentParser,
-        gateway: SmsGateway,
+        outbox: Outbox,
         *,
         caller_id: str | None,
         channel: str = "chat",
@@ -82,7 +83,7 @@ class ConversationSession:
         self.config = config
         self.policy = policy
         self.parser = parser
-        self.gateway = gateway
+        self.outbox = outbox
         self.summary = CallSummary()
         self._said: list[str] = []
         region = config.agent.default_region
@@ -119,7 +120,10 @@ class ConversationSession:
             },
         )
         self.state, actions = self.policy.start(context)
-        return self._carry_out(actions)
+        self._said = []
+        for action in actions:  # the opening only speaks
+            self._do(action)
+        return Turn(" ".join(self._said), self.state.step.value)
 
     async def hear(self, text: str) -> Turn:
         """One caller turn: redact, parse, decide, act. Never raises for a caller's words."""
@@ -135,11 +139,11 @@ class ConversationSession:
         except Exception:  # a bug or a database outage must not drop the caller silently
             log.exception("call %s: internal error", self.call.id)
             return self.fail_safe()
-        turn = self._react(event)
+        turn = await self._react(event)
         turn.intent = intent
         return turn
 
-    def press(self, key: str) -> Turn:
+    async def press(self, key: str) -> Turn:
         """The caller pressed a phone key (DTMF); it stands for words, see ``keypad``."""
         if self.ended:
             return Turn("", self.state.step.value)
@@ -151,15 +155,15 @@ class ConversationSession:
             return self.fail_safe()
         if heard is None:
             return Turn("", self.state.step.value)
-        turn = self._react(heard)
+        turn = await self._react(heard)
         turn.intent = {"name": heard.intent, "confidence": 1.0}
         return turn
 
-    def silence(self) -> Turn:
+    async def silence(self) -> Turn:
         """The caller said nothing for the no-input timeout."""
         if self.ended:
             return Turn("", self.state.step.value)
-        return self._react(Silence())
+        return await self._react(Silence())
 
     def readback_phrase(self) -> str | None:
         """The amount and date being confirmed (callers must hear it whole), if any."""
@@ -168,10 +172,10 @@ class ConversationSession:
             return self.policy.prompts.describe(selected)
         return None
 
-    def _react(self, event: Event) -> Turn:
+    async def _react(self, event: Event) -> Turn:
         try:
             self.state, actions = self.policy.step(self.state, event)
-            return self._carry_out(actions)
+            return await self._carry_out(actions)
         except Exception:  # a bug or a database outage must not drop the caller silently
             log.exception("call %s: internal error", self.call.id)
             return self.fail_safe()
@@ -206,45 +210,43 @@ class ConversationSession:
 
     # --- carrying out the policy's decisions --------------------------------
 
-    def _carry_out(self, actions: list[Action]) -> Turn:
+    async def _carry_out(self, actions: list[Action]) -> Turn:
         self._said = []
         pending = list(actions)
         while pending:
             action = pending.pop(0)
-            follow_up = self._do(action)
-            if follow_up is not None:
+            if isinstance(action, SendLink):  # the only action that waits (for the gateway)
+                follow_up = await self._send_link(action.invoice_number)
                 self.state, more = self.policy.step(self.state, follow_up)
                 pending.extend(more)
+            else:
+                self._do(action)
         return Turn(" ".join(self._said), self.state.step.value)
 
-    def _do(self, action: Action) -> Event | None:
+    def _do(self, action: Action) -> None:
         if isinstance(action, Say):
             self._said.append(action.text)
             self._record("agent-said", {"text": action.text})
         elif isinstance(action, Record):
             self._record(action.type, action.data)
-        elif isinstance(action, SendLink):
-            return self._send_link(action.invoice_number)
         elif isinstance(action, Escalate):
             self._escalate(action.reason)
         elif isinstance(action, End):
             self._finish(action.outcome)
-        return None
 
-    def _send_link(self, invoice_number: str) -> Event:
+    async def _send_link(self, invoice_number: str) -> Event:
+        """Make the link and queue its text, then wait (bounded) for the gateway's answer."""
         phone = self.check.phone
         if phone is None:  # the policy only sends for verified callers
             return LinkFailed("no verified phone on file")
         try:
+            if self.outbox.is_opted_out(phone.e164):
+                return self._opted_out(invoice_number, phone.e164)
             with database_proxy.atomic():
                 invoice = Invoice.get(Invoice.number == invoice_number)
                 issued = issue_link(invoice, self.config.paylinks, utcnow(), call=self.call)
-                amount = written_money(invoice.balance_cents, invoice.currency, self._locale)
-                body = render_payment_text(
-                    self.config.sms.template, self.config.agent.company_name,
-                    invoice.number, amount, issued.url,
-                )  # fmt: skip
-                message = queue_message(phone.e164, body, "payment-link", self.gateway, self.call)
+                body = self._payment_text(invoice, issued.url)
+                message = self.outbox.queue(phone.e164, body, "payment-link", self.call)
                 issued.link.sms = message
                 issued.link.save()
                 self.call.invoice = invoice
@@ -258,18 +260,31 @@ class ConversationSession:
                 },
             )
             self._record("sms-queued", {"sms_id": message.id, "to": message.to_number})
-            accepted = attempt_delivery(message, self.gateway)
-            self._record(
-                "sms-attempted",
-                {"sms_id": message.id, "accepted": accepted, "error": message.last_error},
-            )
         except Exception as err:
             log.exception("call %s: could not create the payment link", self.call.id)
             return LinkFailed(repr(err))
         self.summary.invoice = invoice.number
         self.summary.sms_to = message.to_number
         self.summary.link_url = issued.url
-        return LinkSent(invoice.number, delivered=accepted)
+        text = await self.outbox.send_now(message.id, self.config.sms.send_wait_seconds)
+        self._record("sms-attempted", {"sms_id": message.id, "result": text.value})
+        return LinkSent(invoice.number, text)
+
+    def _opted_out(self, invoice_number: str, number: str) -> Event:
+        """The number texted STOP: no link is made; the blocked text is kept for the audit."""
+        invoice = Invoice.get(Invoice.number == invoice_number)
+        no_link = self.config.paylinks.base_url.rstrip("/") + "/" + NOT_SENT_MARK
+        body = self._payment_text(invoice, no_link)
+        message = self.outbox.block(number, body, "payment-link", self.call)
+        self._record("sms-blocked", {"sms_id": message.id, "reason": message.last_error})
+        self.summary.invoice = invoice.number
+        return LinkSent(invoice.number, TextStatus.OPTED_OUT)
+
+    def _payment_text(self, invoice: Invoice, url: str) -> str:
+        amount = written_money(invoice.balance_cents, invoice.currency, self._locale)
+        return render_payment_text(
+            self.config.sms.template, self.config.agent.company_name, invoice.number, amount, url
+        )
 
     def _escalate(self, reason: str) -> None:
         route = self.config.escalation.route(reason)

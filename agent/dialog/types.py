@@ -11,6 +11,8 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from agent.sms.status import TextStatus
+
 
 class Step(StrEnum):
     """Where the conversation is; the value is what ``chat --json`` shows as ``state``."""
@@ -108,14 +110,15 @@ class NluFailed:
 
 @dataclass(frozen=True)
 class LinkSent:
-    """The session created the link and queued the text to the number on file.
+    """The session dealt with the payment text to the number on file.
 
-    ``delivered`` says whether the SMS gateway accepted it already; if not, the
-    message waits in the outbox and the caller is told it may take a while.
+    ``text`` says what became of it within the wait: accepted by the gateway; delayed
+    (queued, the outbox keeps trying); failed; not sent because the number opted out (no
+    link was made); or held (stored only: no real gateway is configured).
     """
 
     invoice_number: str
-    delivered: bool = True
+    text: TextStatus = TextStatus.ACCEPTED
 
 
 @dataclass(frozen=True)

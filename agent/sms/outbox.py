@@ -1,42 +1,156 @@
-"""Writing messages to the outbox before any send, and recording each attempt."""
+"""``Outbox``: queue texts, send them, and tell a waiting caller what became of theirs.
+
+One ``Outbox`` per process, shared by every call and by the worker. A call queues its text
+inside its own database transaction (``queue``), then ``send_now`` tries it at once and
+waits a bounded time for the answer, without blocking the event loop: the attempt runs as
+its own task and carries on (and is recorded) even if the caller stops waiting. Whoever
+sends a row, the call or the worker, claims it first (see ``agent.sms.rows``), so a text is
+never sent by two senders at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from agent.billing.models import Call, SmsMessage, utcnow
-from agent.sms.gateway import SendResult, SmsGateway
+from agent.config import Config
+from agent.phones import last_four
+from agent.sms import optout, rows
+from agent.sms.gateway import OutgoingSms, SendResult, SendStatus, SmsGateway
+from agent.sms.status import TextStatus
+
+log = logging.getLogger(__name__)
+
+_BY_ROW_STATUS = {
+    "sent": TextStatus.ACCEPTED,
+    "delivered": TextStatus.ACCEPTED,
+    "failed": TextStatus.FAILED,
+    "blocked": TextStatus.OPTED_OUT,
+}
 
 
-def render_payment_text(
-    template: str, company: str, invoice_number: str, amount: str, url: str
-) -> str:
-    return template.format(company=company, invoice=invoice_number, amount=amount, url=url)
+class Outbox:
+    def __init__(self, gateway: SmsGateway, config: Config) -> None:
+        self.gateway = gateway
+        self.settings = config.sms
+        self.link_base = config.paylinks.base_url
+        self.changed = asyncio.Event()
+        """Set whenever a row is queued or attempted: the worker re-plans its next wake-up."""
+        self._waiters: dict[int, list[asyncio.Future[TextStatus]]] = {}
+        self._attempts: set[asyncio.Task[TextStatus | None]] = set()
+
+    # --- queueing (synchronous: inside the caller's database transaction) ---------------
+
+    def queue(self, to_number: str, body: str, purpose: str, call: Call | None) -> SmsMessage:
+        message = rows.queue_message(to_number, body, purpose, self.gateway.name, call)
+        self.changed.set()
+        return message
+
+    def block(self, to_number: str, body: str, purpose: str, call: Call | None) -> SmsMessage:
+        """Record a text that is not sent because the number opted out (``body`` carries
+        no live link)."""
+        reason = blocked_reason(to_number) or "the number opted out of texts"
+        return rows.queue_message(
+            to_number, body, purpose, "none", call, status="blocked", error=reason
+        )
+
+    @staticmethod
+    def is_opted_out(to_number: str) -> bool:
+        return optout.is_opted_out(to_number)
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def send_now(self, message_id: int, wait_seconds: float) -> TextStatus:
+        """Try ``message_id`` at once; its fate, or ``DELAYED`` if unknown after the wait."""
+        waiter: asyncio.Future[TextStatus] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(message_id, []).append(waiter)
+        try:
+            self._start(message_id)
+            return await asyncio.wait_for(asyncio.shield(waiter), wait_seconds)
+        except TimeoutError:
+            return TextStatus.DELAYED
+        finally:
+            waiting = self._waiters.get(message_id, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                self._waiters.pop(message_id, None)
+
+    def _start(self, message_id: int) -> None:
+        task = asyncio.create_task(self.attempt(message_id), name=f"sms-{message_id}")
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
+
+    async def attempt(self, message_id: int) -> TextStatus | None:
+        """One attempt if the row is due and free; None if it was not ours to send."""
+        message = rows.claim(message_id, utcnow(), self._lease_seconds)
+        if message is None:
+            return None
+        try:
+            attempted = await self._send_claimed(message)
+        except Exception:  # a database error: the claim expires and the row is retried
+            log.exception("SMS %s: could not record the attempt", message_id)
+            raise
+        finally:
+            self.changed.set()
+        status = self._text_status(attempted)
+        for waiter in self._waiters.get(message_id, []):
+            if not waiter.done():
+                waiter.set_result(status)
+        return status
+
+    async def _send_claimed(self, message: SmsMessage) -> rows.Attempted:
+        reason = blocked_reason(message.to_number)
+        if reason is not None:
+            log.info("SMS %s not sent: number ending %s opted out", message.id, _end(message))
+            return rows.refuse(message, "blocked", reason, self.link_base)
+        reason = rows.dead_link_reason(message, utcnow()) or rows.too_long_reason(message.body)
+        if reason is not None:
+            log.warning("SMS %s not sent: %s", message.id, reason)
+            return rows.refuse(message, "failed", reason, self.link_base)
+        outgoing = OutgoingSms(message.id, message.to_number, message.body)
+        try:
+            result = await asyncio.wait_for(
+                self.gateway.send(outgoing), self.settings.send_timeout_seconds
+            )
+        except TimeoutError:
+            result = SendResult(SendStatus.RETRY, error="the gateway did not answer in time")
+        except Exception as err:  # a driver bug or outage must not lose the message
+            result = SendResult(SendStatus.RETRY, error=f"gateway error: {err!r}")
+        attempted = rows.record_result(
+            message, result, self.gateway.name, self.settings, self.link_base
+        )
+        log.info(
+            "SMS %s to number ending %s via %s: %s%s",
+            message.id, _end(message), self.gateway.name, result.status.value,
+            f" ({result.error})" if result.error else "",
+        )  # fmt: skip
+        return attempted
+
+    @staticmethod
+    def _text_status(attempted: rows.Attempted) -> TextStatus:
+        if attempted.outcome is SendStatus.HELD:
+            return TextStatus.HELD
+        return _BY_ROW_STATUS.get(attempted.status, TextStatus.DELAYED)
+
+    @property
+    def _lease_seconds(self) -> float:
+        return self.settings.send_timeout_seconds + rows.CLAIM_MARGIN_SECONDS
+
+    async def aclose(self) -> None:
+        """Let attempts in flight finish and be recorded (each is time-limited)."""
+        while self._attempts:
+            await asyncio.gather(*list(self._attempts), return_exceptions=True)
 
 
-def queue_message(
-    to_number: str, body: str, purpose: str, gateway: SmsGateway, call: Call | None = None
-) -> SmsMessage:
-    return SmsMessage.create(
-        to_number=to_number, body=body, purpose=purpose, status="queued",
-        gateway=gateway.name, call=call,
-    )  # fmt: skip
+def blocked_reason(to_number: str) -> str | None:
+    row = optout.opted_out_since(to_number)
+    if row is None:
+        return None
+    when = f"{row.at:%Y-%m-%d %H:%M} UTC"
+    return f"not sent: the number opted out ({row.keyword} via {row.source}, {when})"
 
 
-def attempt_delivery(message: SmsMessage, gateway: SmsGateway) -> bool:
-    """One send attempt; the row records the result. True if the gateway accepted it.
-
-    A gateway that raises is a failed attempt like any other: the message stays queued.
-    """
-    try:
-        result = gateway.send(message.to_number, message.body)
-    except Exception as err:  # a driver bug or outage must not lose the message
-        result = SendResult(accepted=False, error=f"gateway error: {err!r}")
-    message.attempts += 1
-    message.updated_at = utcnow()
-    if result.accepted:
-        message.status = "sent"
-        message.gateway_id = result.gateway_id
-        message.last_error = None
-    else:
-        message.last_error = result.error
-    message.save()
-    return result.accepted
+def _end(message: SmsMessage) -> str:
+    return last_four(message.to_number)

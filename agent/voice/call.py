@@ -28,11 +28,12 @@ from agent.asr.whisper import Transcriber
 from agent.audio.segmenter import SegmenterSettings
 from agent.audio.vad import WebRtcVad
 from agent.config import Config
+from agent.dialog.anticipate import likely_replies
 from agent.dialog.session import ConversationSession, Turn, make_policy
 from agent.nlu.client import IntentParser
 from agent.sip.events import CallAnswered, CallEnded, DtmfDigit, IncomingCall, TransferStatus
 from agent.sip.media import CallAudio
-from agent.sms.gateway import SmsGateway
+from agent.sms.outbox import Outbox
 from agent.tts import Synthesizer
 from agent.voice.listener import (
     CallerTurn,
@@ -75,11 +76,11 @@ class CallControl(Protocol):
 
 @dataclass(frozen=True)
 class VoiceServices:
-    """What every call shares: config, NLU client, SMS gateway, speech models."""
+    """What every call shares: config, NLU client, SMS outbox, speech models."""
 
     config: Config
     parser: IntentParser
-    gateway: SmsGateway
+    outbox: Outbox
     transcriber: Transcriber
     tts: Synthesizer
     asr_pool: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "asr"))
@@ -164,7 +165,7 @@ class VoiceCall:
             config,
             make_policy(config, today),
             self.services.parser,
-            self.services.gateway,
+            self.services.outbox,
             caller_id=incoming.caller_e164,
             channel="sip",
             caller_trusted=incoming.caller_verified,
@@ -220,6 +221,7 @@ class VoiceCall:
                 if speaking is not None and speaking.done() and not self._listener.armed:
                     self._record_timing()
                     self._listener.arm()
+                    self._prepare_next_replies()
                 if not getter.done():
                     getter.cancel()
                     continue
@@ -247,9 +249,9 @@ class VoiceCall:
             self._heard = (item, time.monotonic())
             return turn
         if isinstance(item, DtmfDigit):
-            return session.press(item.digit)
+            return await session.press(item.digit)
         if isinstance(item, NoInput):
-            return session.silence()
+            return await session.silence()
         if isinstance(item, HearingFailed):
             session.record("asr-failed", {"error": item.detail})
             return session.fail_safe()
@@ -352,6 +354,16 @@ class VoiceCall:
                 "audio_seconds": round(heard.audio_seconds, 2),
             },
         )
+
+    def _prepare_next_replies(self) -> None:
+        """While the caller answers, render the start of the likely replies to it."""
+        session = self.session
+        if session is None or session.ended:
+            return
+        try:
+            self._speaker.prefetch(likely_replies(session.policy, session.state))
+        except Exception:  # an optimisation: never worth failing the call over
+            log.exception("call %s: could not prepare the next replies", self.call_id)
 
     def _record_media(self) -> None:
         if self.session is None:

@@ -25,6 +25,7 @@ from agent.paths import PROJECT_ROOT
 from agent.sip.endpoint import SipEndpoint
 from agent.sip.events import IncomingCall, SipEvent
 from agent.sms.drivers import build_gateway
+from agent.sms.outbox import Outbox
 from agent.tts import PiperSynthesizer, PromptCache
 from agent.voice.call import VoiceCall, VoiceServices
 from agent.voice.speaker import reply_chunks
@@ -49,7 +50,7 @@ def build_voice_services(config: Config) -> VoiceServices:
     return VoiceServices(
         config=config,
         parser=RasaIntentParser(config.nlu.url, config.nlu.timeout_seconds),
-        gateway=build_gateway(config.sms),
+        outbox=Outbox(build_gateway(config), config),
         transcriber=transcriber,
         tts=tts,
     )
@@ -66,6 +67,8 @@ def fixed_sentences(config: Config) -> list[str]:
         prompts.goodbye(),
         prompts.silent_goodbye(),
         prompts.still_there(""),
+        prompts.text_failed(),
+        prompts.text_opted_out(),
         config.escalation.message,
         config.escalation.callback_message,
         *(route.message for route in config.escalation.reasons.values()),

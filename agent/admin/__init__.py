@@ -1,0 +1,1 @@
+"""Admin commands run on the agent's box: payment links, the text-message outbox, call records."""

@@ -1,0 +1,128 @@
+"""The admin commands' command line: ``voice-agent links ...`` and ``voice-agent sms ...``.
+
+Each handler checks its options, opens ``[database] url``, calls the logic in
+:mod:`agent.admin.links` / :mod:`agent.admin.sms` with plain values, and prints a table
+(or JSON lines with ``--json``). Unknown ids and refused actions raise ``ProblemsError``
+(the CLI prints ``links void: ...`` and exits 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.admin import links, sms
+from agent.admin.output import local_time, print_json_lines, print_table, refused
+from agent.billing.db import open_database
+from agent.billing.models import SMS_STATUSES, utcnow
+from agent.config import Config
+
+Command = Callable[..., argparse.ArgumentParser]
+"""``cli.build_parser``'s ``command(name, handler, help, parent)``."""
+DEFAULT_LIMIT = 50
+
+
+def add_commands(sub: Any, command: Command) -> None:
+    """Register ``links list|void`` and ``sms list|retry`` under ``sub``."""
+    group = sub.add_parser("links", help="payment links: list, void").add_subparsers(
+        dest="links_command", required=True, metavar="ACTION"
+    )
+    p = command("list", _links_list, "list payment links, newest first", group)
+    p.add_argument("--invoice", metavar="NUMBER", help="only this invoice's links")
+    p.add_argument("--status", choices=(*links.LINK_STATES, "all"), default="all",
+                   help="only links in this state (default: all)")  # fmt: skip
+    _add_listing_options(p)
+    p = command("void", _links_void, "stop a payment link (or all of an invoice's) working", group)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("link_id", nargs="?", type=int, metavar="TOKEN_ID",
+                       help="the link's id, as `links list` shows it")  # fmt: skip
+    which.add_argument("--invoice", metavar="NUMBER", help="every live link of this invoice")
+    p.add_argument("--json", action="store_true", help="one JSON object per link")
+
+    group = sub.add_parser("sms", help="text-message outbox: list, retry").add_subparsers(
+        dest="sms_command", required=True, metavar="ACTION"
+    )
+    p = command("list", _sms_list, "list text messages, newest first (never their text)", group)
+    p.add_argument("--status", choices=SMS_STATUSES, help="only messages in this status")
+    _add_listing_options(p)
+    p = command("retry", _sms_retry, "send a failed text message again", group)
+    p.add_argument("message_id", type=int, metavar="ID", help="the message's id")
+    p.add_argument("--json", action="store_true", help="print the message as JSON")
+
+
+def _add_listing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
+                        help=f"at most N rows (default {DEFAULT_LIMIT})")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _links_list(args: argparse.Namespace, config: Config) -> int:
+    limit = _limit(args.limit, "links list")
+    open_database(config.database.url)
+    rows = links.list_links(args.invoice, args.status, limit, utcnow())
+    if args.json:
+        print_json_lines(rows, sys.stdout)
+        return 0
+    zone = ZoneInfo(config.agent.time_zone)
+    print_table(rows, links.table_columns(local_time(zone)), sys.stdout)
+    print(f"{len(rows)} link(s), newest first; times in {zone.key}")
+    return 0
+
+
+def _links_void(args: argparse.Namespace, config: Config) -> int:
+    open_database(config.database.url)
+    now, user = utcnow(), _user()
+    if args.invoice is not None:
+        results = links.void_invoice_links(args.invoice, now, user)
+    else:
+        results = [links.void_link(args.link_id, now, user)]
+    if args.json:
+        print_json_lines((result.row() for result in results), sys.stdout)
+    elif not results:
+        print(f"invoice {args.invoice} has no live links: nothing voided")
+    else:
+        print("\n".join(result.sentence() for result in results))
+    return 0
+
+
+def _sms_list(args: argparse.Namespace, config: Config) -> int:
+    limit = _limit(args.limit, "sms list")
+    open_database(config.database.url)
+    rows = sms.list_messages(args.status, limit)
+    if args.json:
+        print_json_lines(rows, sys.stdout)
+        return 0
+    zone = ZoneInfo(config.agent.time_zone)
+    print_table(rows, sms.table_columns(local_time(zone)), sys.stdout)
+    print(f"{len(rows)} message(s), newest first; times in {zone.key}")
+    return 0
+
+
+def _sms_retry(args: argparse.Namespace, config: Config) -> int:
+    open_database(config.database.url)
+    message = sms.retry_message(args.message_id, utcnow(), _user())
+    if args.json:
+        print_json_lines([sms.message_row(message)], sys.stdout)
+        return 0
+    print(f"text message {message.id} queued again: the running agent sends it within a minute")
+    if config.sms.driver == "log":
+        print('note: [sms] driver = "log" stores texts without delivering them')
+    return 0
+
+
+def _limit(value: int, command: str) -> int:
+    if value < 1:
+        raise refused(command, f"--limit must be at least 1, not {value}")
+    return value
+
+
+def _user() -> str:
+    """Who ran the command, for the audit trail (the OS login name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

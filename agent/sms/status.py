@@ -1,0 +1,18 @@
+"""``TextStatus``: what a caller can be told about their text (a plain value, no I/O)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TextStatus(StrEnum):
+    ACCEPTED = "accepted"
+    """The gateway took it."""
+    DELAYED = "delayed"
+    """Still queued (gateway down or slow): the outbox worker keeps trying."""
+    FAILED = "failed"
+    """Refused for good, or its link is no longer usable."""
+    OPTED_OUT = "opted-out"
+    """The number texted STOP: nothing is sent."""
+    HELD = "held"
+    """Stored but not sent: no real gateway (``[sms] driver = "log"``)."""

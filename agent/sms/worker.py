@@ -1,0 +1,85 @@
+"""``OutboxWorker``: inside ``voice-agent run``, sends whatever the outbox holds that is due.
+
+Due means queued and past its ``next_attempt_at`` (new rows have none), or claimed by a
+sender that died (its claim expired). The worker sends them one at a time, then sleeps
+until the next retry time, waking at once when a call queues or tries a text
+(``Outbox.changed``). Texts queued while the gateway was down, or by an earlier run or by
+``voice-agent chat``, go out when the worker next finds them due. On stop, the attempt in
+progress is finished and recorded, so a normal restart never sends anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from agent.billing.models import utcnow
+from agent.sms import rows
+from agent.sms.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 20
+"""Rows looked up per pass."""
+
+IDLE_CHECK_SECONDS = 60.0
+"""Longest sleep: rows queued by another process (``voice-agent chat``) are found this soon."""
+
+DATABASE_RETRY_SECONDS = 5.0
+"""After a database error, the pause before the worker looks again."""
+
+
+class OutboxWorker:
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="sms-outbox-worker")
+        log.info("SMS outbox worker started (driver %s)", self.outbox.gateway.name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self.outbox.changed.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.outbox.aclose()
+        log.info("SMS outbox worker stopped")
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sent = await self.send_due()
+                pause = 0.0 if sent else self._seconds_to_next()
+            except Exception:  # the database went away: keep the worker alive
+                log.exception("SMS outbox worker: pass failed; retrying")
+                pause = DATABASE_RETRY_SECONDS
+            if pause > 0:
+                await self._sleep(pause)
+
+    async def send_due(self) -> int:
+        """Attempt every due row once (up to ``BATCH``); the number attempted."""
+        attempted = 0
+        for message_id in rows.due_ids(utcnow(), BATCH):
+            if self._stopping.is_set():
+                break
+            if await self.outbox.attempt(message_id) is not None:
+                attempted += 1
+        return attempted
+
+    def _seconds_to_next(self) -> float:
+        now = utcnow()
+        due = rows.next_due_at(now)
+        if due is None:
+            return IDLE_CHECK_SECONDS
+        return min(max((due - now).total_seconds(), 0.01), IDLE_CHECK_SECONDS)
+
+    async def _sleep(self, seconds: float) -> None:
+        changed = self.outbox.changed
+        changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), seconds)

@@ -1,0 +1,136 @@
+"""The agent's SMS side running for a test: what ``voice-agent run`` keeps beside its calls.
+
+``RunningAgent(config)`` starts ``BackgroundServices`` (the real web service on a real
+port, with the SMS callbacks, and the outbox worker) on its own event loop in a thread, as
+the service runs it; the test thread stays free to drive Kannel and read the database.
+``call(caller, *turns)`` holds one conversation on that loop with the same outbox the
+worker uses, as a phone call would; the intents are scripted (the NLU server is tested
+elsewhere; the chat CLI test uses the real one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.background import BackgroundServices
+from agent.billing.models import database_proxy
+from agent.config import Config, parse_config
+from agent.dialog.session import ConversationSession, Turn, make_policy
+from agent.dialog.types import Utterance
+from agent.sms.drivers import build_gateway
+from agent.sms.outbox import Outbox
+from tests.conftest import free_port
+
+TODAY = date(2026, 11, 25)
+
+INTENTS = {
+    "I'd like to pay my bill": "pay_invoice",
+    "yes": "affirm",
+    "no": "deny",
+    "bye": "goodbye",
+}
+
+T = TypeVar("T")
+
+
+class ScriptedParser:
+    async def parse(self, text: str) -> Utterance:
+        return Utterance(text, INTENTS.get(text), 0.99)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def sms_config(
+    folder: Path,
+    sms_toml: str,
+    web_port: int | None = None,
+    extra: str = "",
+    database_url: str | None = None,
+) -> Config:
+    """A config as an admin writes it: this test's SQLite file (or ``database_url``), the
+    web service on a free port."""
+    port = web_port or free_port()
+    url = database_url or f"sqlite:///{folder / 'agent.db'}"
+    text = textwrap.dedent(f"""\
+        [database]
+        url = "{url}"
+
+        [web]
+        port = {port}
+        callback_base_url = "http://127.0.0.1:{port}"
+
+        [paylinks]
+        base_url = "http://127.0.0.1:{port}/pay/"
+        """)
+    text += textwrap.dedent(sms_toml) + textwrap.dedent(extra)
+    path = folder / "agent.toml"
+    path.write_text(text)
+    return parse_config(text, path)
+
+
+class RunningAgent:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.outbox = self.run(self._make_outbox())
+        self.background = BackgroundServices(config, self.outbox)
+        self.run(self.background.start())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.web.port}"
+
+    async def _make_outbox(self) -> Outbox:
+        return Outbox(build_gateway(self.config), self.config)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run ``coroutine`` on the agent's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, caller: str, *turns: str) -> tuple[ConversationSession, list[Turn]]:
+        """One conversation from ``caller``: greeting, then each turn in order."""
+
+        async def converse() -> tuple[ConversationSession, list[Turn]]:
+            session = ConversationSession(
+                self.config, make_policy(self.config, TODAY), ScriptedParser(), self.outbox,
+                caller_id=caller,
+            )  # fmt: skip
+            said = [session.begin()]
+            for text in turns:
+                said.append(await session.hear(text))
+            if not session.ended:
+                session.hang_up()
+            return session, said
+
+        return self.run(converse())
+
+    def stop(self) -> None:
+        try:
+            self.run(self.background.stop())
+            self.loop.call_soon_threadsafe(database_proxy.close)  # this thread's connection
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+            self.loop.close()
+
+
+def wait_until(check: Callable[[], T], what: str, timeout: float = 20.0) -> T:
+    """Poll ``check`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
+        time.sleep(0.05)
