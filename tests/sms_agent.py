@@ -37,6 +37,15 @@ INTENTS = {
     "bye": "goodbye",
 }
 
+
+def payment_text(url: str) -> str:
+    """The demo's payment text for Dana's $285 invoice (INV-1042), with the link ``url``."""
+    return (
+        f"Maple Leaf Home Services: pay invoice INV-1042 ($285.00) securely at {url} "
+        "Reply STOP to opt out."
+    )
+
+
 T = TypeVar("T")
 
 

@@ -22,6 +22,7 @@ from agent.billing.models import Invoice, Payment, PaymentLink, SmsMessage
 from tests.conftest import free_port
 from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage
 from tests.phone_agent import PhoneAgent
+from tests.sms_agent import payment_text
 from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn, sign
 from tests.test_phone_calls import place_call
 
@@ -85,12 +86,7 @@ def test_a_paid_call_texts_the_link_and_the_link_takes_the_payment(
     [text] = kannel.wait_for_messages(1)
     url = LINK.search(text.text)
     assert url is not None, text
-    assert text == PhoneMessage(
-        SENDER,
-        DANA,
-        "Maple Leaf Home Services: pay invoice INV-1042 ($285.00) securely at "
-        f"{url.group()} Reply STOP to opt out.",
-    )
+    assert text == PhoneMessage(SENDER, DANA, payment_text(url.group()))
     with httpx.Client(timeout=10) as web:
         page = web.get(url.group())
         assert page.status_code == 200

@@ -22,7 +22,7 @@ from agent.billing.models import SmsMessage, SmsOptOut, utcnow
 from agent.config import Config
 from tests.conftest import Demo, free_port, sqlite_database, voice_agent
 from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage, kannel_installed
-from tests.sms_agent import TODAY, RunningAgent, sms_config, wait_until
+from tests.sms_agent import TODAY, RunningAgent, payment_text, sms_config, wait_until
 
 World = tuple[Config, KannelHarness]
 
@@ -35,13 +35,6 @@ FAST_RETRIES = """
     retry_first_seconds = 0.2
     retry_max_seconds = 0.5
     """
-
-
-def payment_text(url: str) -> str:
-    return (
-        f"Maple Leaf Home Services: pay invoice INV-1042 ($285.00) securely at {url} "
-        "Reply STOP to opt out."
-    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from agent.billing.demo import DEMO_NUMBERS, seed_demo
 from agent.billing.models import SmsMessage, SmsOptOut
 from agent.sms.twilio import twilio_signature
 from tests.conftest import sqlite_database
-from tests.sms_agent import TODAY, RunningAgent, sms_config, wait_until
+from tests.sms_agent import TODAY, RunningAgent, payment_text, sms_config, wait_until
 from tests.twilio_standin import TwilioStandIn
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -38,13 +38,6 @@ def twilio_toml(api_base: str) -> str:
         from_number = "{FROM}"
         api_base = "{api_base}"
         """
-
-
-def payment_text(url: str) -> str:
-    return (
-        f"Maple Leaf Home Services: pay invoice INV-1042 ($285.00) securely at {url} "
-        "Reply STOP to opt out."
-    )
 
 
 @pytest.fixture
