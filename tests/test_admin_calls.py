@@ -10,6 +10,7 @@ writes them, at chosen times (to check the order and the local-day ``--since``).
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import shutil
@@ -26,6 +27,7 @@ from tests.conftest import chat, sqlite_database, voice_agent, write_config
 DANA = DEMO_NUMBERS["one_invoice"]
 PRIYA = DEMO_NUMBERS["three_invoices"]
 MARCUS = DEMO_NUMBERS["many_invoices"]
+USER = getpass.getuser()
 
 
 def table(out: str) -> list[dict[str, str]]:
@@ -285,3 +287,93 @@ def test_show_a_phone_call_names_the_number_to_call_back(callbacks: Callbacks) -
     assert f"caller ID:         {PRIYA}" in lines
     types = [r["TYPE"] for r in table("\n".join(lines[lines.index("") + 1 :]))]
     assert types == ["escalated", "transfer-started", "transfer-result", "callback-requested"]
+
+
+def test_callback_done_leaves_the_list_until_all_is_asked_for(callbacks: Callbacks) -> None:
+    ids = callbacks.ids
+    note = "Called back, left a voicemail; she read card 4111 1111 1111 1111 to me"
+    done = voice_agent(callbacks.config, "calls", "callback-done", str(ids["dana"]), "--note", note)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == f"call {ids['dana']}: callback to {DANA} marked done by {USER}\n"
+    done = voice_agent(callbacks.config, "calls", "callback-done", str(ids["anonymous"]))
+    assert done.stdout == (
+        f"call {ids['anonymous']}: callback to a withheld number marked done by {USER}\n"
+    )
+
+    done = voice_agent(callbacks.config, "calls", "list", "--callbacks")
+    assert [int(r["ID"]) for r in table(done.stdout)] == [ids["priya"]]
+    assert "DONE" not in done.stdout.splitlines()[0]
+    assert after_table(done.stdout) == [
+        "1 call: 1 escalated",
+        "payment calls resolved without a CSR: 0 of 0",
+        "callback requests, oldest first; times in America/Toronto",
+        "2 handled callback(s) not listed: --all lists them",
+    ]
+
+    done = voice_agent(callbacks.config, "calls", "list", "--callbacks", "--all")
+    rows = table(done.stdout)
+    assert list(rows[0])[-1] == "DONE"
+    assert [int(r["ID"]) for r in rows] == [ids["dana"], ids["anonymous"], ids["priya"]]
+    assert re.fullmatch(rf"20\d\d-\d\d-\d\d \d\d:\d\d by {re.escape(USER)}", rows[0]["DONE"])
+    assert rows[2]["DONE"] == "-"
+    assert after_table(done.stdout)[2] == (
+        "callback requests (handled ones too), oldest first; times in America/Toronto"
+    )
+
+    done = voice_agent(callbacks.config, "calls", "list", "--callbacks", "--all", "--json")
+    records = {r["id"]: r for r in json_lines(done.stdout)}
+    dana = records[ids["dana"]]
+    redacted = "Called back, left a voicemail; she read card [redacted digits] to me"
+    assert (dana["callback_done"], dana["callback_done_by"], dana["callback_note"]) == (
+        True, USER, redacted
+    )  # fmt: skip
+    assert str(dana["callback_done_at"]).endswith("Z")
+    assert records[ids["priya"]]["callback_done"] is False
+    assert "4111" not in done.stdout
+
+    done = voice_agent(callbacks.config, "calls", "show", str(ids["dana"]))
+    lines = done.stdout.splitlines()
+    [call_back] = [line for line in lines if line.startswith("call back:")]
+    assert call_back.startswith(f"call back:         {DANA} (done 20")
+    assert call_back.endswith(f" by {USER}: {redacted})")
+    events = table("\n".join(lines[lines.index("") + 1 :]))
+    assert events[-1]["TYPE"] == "callback-done"
+    assert json.loads(events[-1]["DATA"]) == {"by": "admin", "note": redacted, "user": USER}
+
+    done = voice_agent(callbacks.config, "calls", "list", "--since", "2024-12-31")
+    assert ids["dana"] in [int(r["ID"]) for r in table(done.stdout)]  # still a call record
+
+
+def test_callback_done_refuses_what_is_not_an_open_request(callbacks: Callbacks) -> None:
+    ids = callbacks.ids
+    config = callbacks.config
+    assert voice_agent(config, "calls", "callback-done", str(ids["priya"])).returncode == 0
+    with sqlite_database(config.parent / "agent.db"):
+        before = [e.__data__ for e in CallEvent.select().order_by(CallEvent.id)]
+
+    done = voice_agent(config, "calls", "callback-done", str(ids["priya"]), "--note", "again")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert re.fullmatch(
+        rf"calls callback-done: call {ids['priya']}'s callback was already marked done "
+        rf"\(20\d\d-\d\d-\d\d \d\d:\d\d America/Toronto, by {re.escape(USER)}\)\n",
+        done.stderr,
+    )
+    done = voice_agent(config, "calls", "callback-done", str(ids["transferred"]))
+    assert (done.returncode, done.stderr) == (
+        2, f"calls callback-done: call {ids['transferred']} has no callback request (only a "
+        "phone call whose transfer to a person failed has one)\n",
+    )  # fmt: skip
+    done = voice_agent(config, "calls", "callback-done", "9999")
+    assert (done.returncode, done.stderr) == (
+        2, "calls callback-done: there is no call with id 9999\n"
+    )  # fmt: skip
+    done = voice_agent(config, "calls", "callback-done", str(ids["dana"]), "--note", "x" * 501)
+    assert (done.returncode, done.stderr) == (
+        2, "calls callback-done: --note is 501 characters; at most 500\n"
+    )  # fmt: skip
+    done = voice_agent(config, "calls", "list", "--all")
+    assert (done.returncode, done.stderr) == (
+        2, "calls list: --all goes with --callbacks (it lists handled ones too)\n"
+    )  # fmt: skip
+    with sqlite_database(config.parent / "agent.db"):
+        assert [e.__data__ for e in CallEvent.select().order_by(CallEvent.id)] == before

@@ -4,7 +4,8 @@
 person, which invoice got a payment text and whether that text went out, and — for calls
 whose blind transfer failed (``agent.voice.call`` records ``callback-requested`` with
 ``{"reason", "number"}``) — the number to call back. ``--callbacks`` lists only those, oldest
-first, the order a CSR works through them.
+first, the order a CSR works through them, leaving out the ones marked handled
+(``callback-done``, see :mod:`agent.admin.callbacks`) unless ``--all`` is given.
 
 The summary counts the listed calls by outcome and measures the agent: of the calls where
 the caller wanted to pay (a ``caller-turn`` heard as ``pay_invoice`` at or above ``[nlu]
@@ -42,6 +43,7 @@ from agent.billing.models import (
 )
 
 CALLBACK_REQUESTED = "callback-requested"
+CALLBACK_DONE = "callback-done"
 PAYMENT_TEXT = "payment-link"
 """``SmsMessage.purpose`` of the payment text (``agent.dialog.session``)."""
 PAY_INTENT = "pay_invoice"
@@ -57,6 +59,8 @@ class CallFilter:
     since: datetime | None
     """Naive UTC: only calls started at or after it."""
     limit: int
+    include_done: bool = False
+    """With ``callbacks``: also the callbacks already marked done (``--all``)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class CallListing:
     """In display order: newest first, or oldest first for ``--callbacks``."""
     more: bool
     """Calls that match were left out by the limit (always the older ones)."""
+    done_hidden: int = 0
+    """Callbacks that match but were left out because they are marked done."""
 
 
 def list_calls(wanted: CallFilter, threshold: float) -> CallListing:
@@ -80,19 +86,27 @@ def list_calls(wanted: CallFilter, threshold: float) -> CallListing:
         query = query.where(Call.outcome == wanted.outcome)
     if wanted.since is not None:
         query = query.where(Call.started_at >= wanted.since)
+    done_hidden = 0
     if wanted.callbacks:
-        asked = CallEvent.select(CallEvent.call).where(CallEvent.type == CALLBACK_REQUESTED)
-        query = query.where(Call.id.in_(asked))
+        query = query.where(Call.id.in_(_calls_with(CALLBACK_REQUESTED)))
+        if not wanted.include_done:
+            done = Call.id.in_(_calls_with(CALLBACK_DONE))
+            done_hidden = query.where(done).order_by().limit(None).count()
+            query = query.where(~done)
     calls = list(query)
     more = len(calls) > wanted.limit
     calls = calls[: wanted.limit]  # the newest: a long backlog never hides new callbacks
     if wanted.callbacks:
         calls.reverse()
     ids = [call.id for call in calls]
-    events = _events_of(ids, (CALLBACK_REQUESTED, *_INTENT_EVENTS))
+    events = _events_of(ids, (CALLBACK_REQUESTED, CALLBACK_DONE, *_INTENT_EVENTS))
     texts = {message.call_id: message for message in _payment_texts(ids)}
     rows = [_row(call, events.get(call.id, []), texts.get(call.id), threshold) for call in calls]
-    return CallListing(rows, more)
+    return CallListing(rows, more, done_hidden)
+
+
+def _calls_with(event_type: str) -> pw.SelectQuery:
+    return CallEvent.select(CallEvent.call).where(CallEvent.type == event_type)
 
 
 def _events_of(call_ids: list[int], types: Sequence[str]) -> dict[int, list[CallEvent]]:
@@ -123,6 +137,8 @@ def _payment_texts(call_ids: list[int]) -> Iterable[SmsMessage]:
 def _row(call: Call, events: list[CallEvent], sms: SmsMessage | None, threshold: float) -> Row:
     callbacks = [e for e in events if e.type == CALLBACK_REQUESTED]
     callback = _data(callbacks[-1]) if callbacks else None
+    handled = [e for e in events if e.type == CALLBACK_DONE]
+    done = _data(handled[-1]) if handled else {}
     customer: Customer | None = call.customer if call.customer_id is not None else None
     invoice: Invoice | None = call.invoice if call.invoice_id is not None else None
     return {
@@ -146,6 +162,10 @@ def _row(call: Call, events: list[CallEvent], sms: SmsMessage | None, threshold:
             callback.get("reason") or call.escalation_reason if callback is not None else None
         ),
         "callback_requested_at": callbacks[-1].at if callbacks else None,
+        "callback_done": bool(handled),
+        "callback_done_at": handled[-1].at if handled else None,
+        "callback_done_by": done.get("user"),
+        "callback_note": done.get("note"),
         "payment_intent": _wanted_to_pay(call.outcome, events, threshold),
     }
 
@@ -175,10 +195,13 @@ def _data(event: CallEvent) -> dict[str, Any]:
 # --- what the table shows ------------------------------------------------------------
 
 
-def table_columns(callbacks: bool, show_time: Callable[[datetime | None], str]) -> Sequence[Column]:
+def table_columns(
+    callbacks: bool, show_time: Callable[[datetime | None], str], show_done: bool = False
+) -> Sequence[Column]:
+    """``show_done``: a DONE column (``--callbacks --all``): when and by whom, or "-"."""
     started = Column("STARTED", lambda r: show_time(r["started_at"]))
     if callbacks:
-        return (
+        columns: tuple[Column, ...] = (
             Column("ID", lambda r: str(r["id"])),
             started,
             Column("CALL BACK", _callback_number),
@@ -188,6 +211,9 @@ def table_columns(callbacks: bool, show_time: Callable[[datetime | None], str]) 
             Column("INVOICE", lambda r: text(r["invoice"])),
             Column("SMS", _sms),
         )
+        if show_done:
+            columns += (Column("DONE", lambda r: _done(r, show_time)),)
+        return columns
     return (
         Column("ID", lambda r: str(r["id"])),
         started,
@@ -228,7 +254,16 @@ def _sms(row: Row) -> str:
     return "-" if row["sms_id"] is None else f"{row['sms_id']} {row['sms_status']}"
 
 
-def summary_lines(listing: CallListing, callbacks: bool, zone: ZoneInfo) -> list[str]:
+def _done(row: Row, show_time: Callable[[datetime | None], str]) -> str:
+    """ "2025-01-02 10:04 by alice" for a handled callback, else "-"."""
+    if not row["callback_done"]:
+        return "-"
+    return f"{show_time(row['callback_done_at'])} by {text(row['callback_done_by'])}"
+
+
+def summary_lines(
+    listing: CallListing, callbacks: bool, zone: ZoneInfo, include_done: bool = False
+) -> list[str]:
     """ "N calls: X link_sent, ...", the payment measure, and how the list is ordered."""
     rows = listing.rows
     counts = Counter(row["outcome"] or IN_PROGRESS for row in rows)
@@ -238,7 +273,10 @@ def summary_lines(listing: CallListing, callbacks: bool, zone: ZoneInfo) -> list
     calls = f"{len(rows)} call{'' if len(rows) == 1 else 's'}"
     paying = [row for row in rows if row["payment_intent"]]
     resolved = sum(1 for row in paying if row["outcome"] == "link_sent")
-    order = "callback requests, oldest first" if callbacks else "newest first"
+    order = "newest first"
+    if callbacks:
+        handled = " (handled ones too)" if include_done else ""
+        order = f"callback requests{handled}, oldest first"
     lines = [
         f"{calls}: {tally}" if tally else calls,
         f"payment calls resolved without a CSR: {resolved} of {len(paying)}",
@@ -246,6 +284,8 @@ def summary_lines(listing: CallListing, callbacks: bool, zone: ZoneInfo) -> list
     ]
     if listing.more:
         lines.append("older calls were left out: raise --limit or narrow with --since")
+    if listing.done_hidden:
+        lines.append(f"{listing.done_hidden} handled callback(s) not listed: --all lists them")
     return lines
 
 
@@ -302,7 +342,7 @@ def record_lines(record: Row, show_time: Callable[[datetime | None], str]) -> li
         ("invoice", text(record["invoice"])),
         ("texts", ", ".join(f"{m['id']} {m['purpose']} {m['status']}" for m in record["texts"])),
         ("payment links", ", ".join(f"{k['id']} {k['state']}" for k in record["links"])),
-        ("call back", _callback_number(record) if record["callback_requested"] else "-"),
+        ("call back", _callback_line(record, show_time)),
     ]
     if record["channel"] == "sip":
         fields += [
@@ -311,6 +351,15 @@ def record_lines(record: Row, show_time: Callable[[datetime | None], str]) -> li
         ]
     width = max(len(name) for name, _ in fields) + 2
     return [f"{name + ':':<{width}}{value or '-'}" for name, value in fields]
+
+
+def _callback_line(record: Row, show_time: Callable[[datetime | None], str]) -> str:
+    if not record["callback_requested"]:
+        return "-"
+    if not record["callback_done"]:
+        return _callback_number(record)
+    note = f": {record['callback_note']}" if record["callback_note"] else ""
+    return f"{_callback_number(record)} (done {_done(record, show_time)}{note})"
 
 
 def local_seconds(zone: ZoneInfo) -> Callable[[datetime | None], str]:

@@ -15,15 +15,20 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.admin import links, sms
+from agent.admin import links, sms, sms_resend
 from agent.admin.output import local_time, print_json_lines, print_table, refused
 from agent.billing.db import open_database
 from agent.billing.models import SMS_STATUSES, utcnow
 from agent.config import Config
+from agent.sms.worker import IDLE_CHECK_SECONDS
 
 Command = Callable[..., argparse.ArgumentParser]
 """``cli.build_parser``'s ``command(name, handler, help, parent)``."""
 DEFAULT_LIMIT = 50
+PICKED_UP = (
+    f"`voice-agent run` looks for due texts every {IDLE_CHECK_SECONDS:g} seconds and sends it "
+    "at the next look (or as soon as it starts, if it is not running)"
+)
 
 
 def add_commands(sub: Any, command: Command) -> None:
@@ -51,6 +56,9 @@ def add_commands(sub: Any, command: Command) -> None:
     _add_listing_options(p)
     p = command("retry", _sms_retry, "send a failed text message again", group)
     p.add_argument("message_id", type=int, metavar="ID", help="the message's id")
+    p.add_argument("--new-link", action="store_true",
+                   help="a payment text whose link is gone or dead: void the old link, queue "
+                   "the text again as a new message with a new link")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the message as JSON")
 
 
@@ -75,7 +83,7 @@ def _links_list(args: argparse.Namespace, config: Config) -> int:
 
 def _links_void(args: argparse.Namespace, config: Config) -> int:
     open_database(config.database.url)
-    now, user = utcnow(), _user()
+    now, user = utcnow(), os_user()
     if args.invoice is not None:
         results = links.void_invoice_links(args.invoice, now, user)
     else:
@@ -104,11 +112,26 @@ def _sms_list(args: argparse.Namespace, config: Config) -> int:
 
 def _sms_retry(args: argparse.Namespace, config: Config) -> int:
     open_database(config.database.url)
-    message = sms.retry_message(args.message_id, utcnow(), _user())
+    if args.new_link:
+        return _sms_resend(args, config)
+    message = sms.retry_message(args.message_id, utcnow(), os_user())
     if args.json:
         print_json_lines([sms.message_row(message)], sys.stdout)
         return 0
-    print(f"text message {message.id} queued again: the running agent sends it within a minute")
+    print(f"text message {message.id} queued again: {PICKED_UP}")
+    if config.sms.driver == "log":
+        print('note: [sms] driver = "log" stores texts without delivering them')
+    return 0
+
+
+def _sms_resend(args: argparse.Namespace, config: Config) -> int:
+    resent = sms_resend.resend_with_new_link(args.message_id, config, utcnow(), os_user())
+    if args.json:
+        print_json_lines([resent.row()], sys.stdout)
+        return 0
+    expires = local_time(ZoneInfo(config.agent.time_zone))(resent.new_link.expires_at)
+    print("\n".join(resent.sentences(f"{expires} {config.agent.time_zone}")))
+    print(PICKED_UP)
     if config.sms.driver == "log":
         print('note: [sms] driver = "log" stores texts without delivering them')
     return 0
@@ -120,7 +143,7 @@ def _limit(value: int, command: str) -> int:
     return value
 
 
-def _user() -> str:
+def os_user() -> str:
     """Who ran the command, for the audit trail (the OS login name)."""
     try:
         return getpass.getuser()

@@ -10,6 +10,7 @@ A retry is refused when it could only do harm or nothing: the text was already a
 (``sent``/``delivered``), the number has opted out (STOP), the payment link's token was
 already removed from the stored text (``agent.sms.rows.redact_link``: it can no longer be
 sent, a new link is needed), the link itself is no longer live, or a sender holds it now.
+The last two refusals point to ``--new-link`` (:mod:`agent.admin.sms_resend`).
 """
 
 from __future__ import annotations
@@ -118,22 +119,42 @@ def _check_retryable(message: SmsMessage, now: datetime) -> None:
             _COMMAND, f"{name} was already {message.status} (the gateway accepted it): "
             "nothing to retry",
         )  # fmt: skip
-    opted_out = optout.opted_out_since(message.to_number)
-    if opted_out is not None:
-        how = "" if opted_out is None else f" ({opted_out.keyword} via {opted_out.source})"
-        raise refused(
-            _COMMAND, f"{name}: the number ending {last_four(message.to_number)} opted out "
-            f"of texts{how}; it cannot be sent unless they text START",
-        )  # fmt: skip
+    check_not_opted_out(message)
     if message.status not in RETRYABLE:
         raise refused(_COMMAND, f"{name} is {message.status}: only failed or queued ones")
     if rows.SENT_MARK in message.body or rows.NOT_SENT_MARK in message.body:
         raise refused(
             _COMMAND, f"{name} no longer holds its payment link (removed from the stored "
-            "text for safety): it cannot be sent again; the caller needs a new link",
+            "text for safety): it cannot be sent again; the caller needs a new link: "
+            f"{new_link_hint(message.id)}",
         )  # fmt: skip
     dead_link = rows.dead_link_reason(message, now)
     if dead_link is not None:
-        raise refused(_COMMAND, f"{name}: {dead_link}; the caller needs a new link")
+        raise refused(
+            _COMMAND, f"{name}: {dead_link}; the caller needs a new link: "
+            f"{new_link_hint(message.id)}",
+        )  # fmt: skip
+    check_not_claimed(message, now)
+
+
+def check_not_opted_out(message: SmsMessage) -> None:
+    """Refuse (exit 2) when the number the text is for has opted out of texts (STOP)."""
+    opted_out = optout.opted_out_since(message.to_number)
+    if opted_out is not None:
+        raise refused(
+            _COMMAND, f"text message {message.id}: the number ending "
+            f"{last_four(message.to_number)} opted out of texts ({opted_out.keyword} via "
+            f"{opted_out.source}); it cannot be sent unless they text START",
+        )  # fmt: skip
+
+
+def check_not_claimed(message: SmsMessage, now: datetime) -> None:
+    """Refuse (exit 2) while a sender holds the row."""
     if message.claimed_until is not None and message.claimed_until >= now:
-        raise refused(_COMMAND, f"{name} is being sent right now; look again in a minute")
+        raise refused(
+            _COMMAND, f"text message {message.id} is being sent right now; look again in a minute"
+        )
+
+
+def new_link_hint(message_id: int) -> str:
+    return f"send one with `voice-agent sms retry {message_id} --new-link`"

@@ -39,9 +39,8 @@ from agent.nlu.client import IntentParser
 from agent.paylinks.links import issue_link
 from agent.redact import redact_digit_runs
 from agent.sms.outbox import Outbox
-from agent.sms.rows import NOT_SENT_MARK, render_payment_text
+from agent.sms.rows import NOT_SENT_MARK, payment_text
 from agent.sms.status import TextStatus
-from agent.speech import written_money
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +280,7 @@ class ConversationSession:
         return LinkSent(invoice.number, TextStatus.OPTED_OUT)
 
     def _payment_text(self, invoice: Invoice, url: str) -> str:
-        amount = written_money(invoice.balance_cents, invoice.currency, self._locale)
-        return render_payment_text(
-            self.config.sms.template, self.config.agent.company_name, invoice.number, amount, url
-        )
+        return payment_text(self.config, invoice, url)
 
     def _escalate(self, reason: str) -> None:
         route = self.config.escalation.route(reason)
@@ -320,10 +316,6 @@ class ConversationSession:
 
     def _record(self, type_: str, data: dict[str, Any]) -> None:
         CallEvent.append(self.call, type_, data)
-
-    @property
-    def _locale(self) -> str:
-        return self.config.agent.locale
 
 
 def make_policy(config: Config, today: date) -> PaymentPolicy:

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 
 import peewee as pw
 
-from agent.billing.models import Call, PaymentLink, SmsMessage, utcnow
-from agent.config import SmsSettings
+from agent.billing.models import Call, Invoice, PaymentLink, SmsMessage, utcnow
+from agent.config import Config, SmsSettings
 from agent.sms.gateway import SendResult, SendStatus
 from agent.sms.segments import MAX_SEGMENTS, count_segments
+from agent.speech import written_money
 
 CLAIM_MARGIN_SECONDS = 30.0
 """A claim lasts the gateway's time limit plus this; then a crashed sender's row is free."""
@@ -36,6 +37,16 @@ def render_payment_text(
     template: str, company: str, invoice_number: str, amount: str, url: str
 ) -> str:
     return template.format(company=company, invoice=invoice_number, amount=amount, url=url)
+
+
+def payment_text(config: Config, invoice: Invoice, url: str) -> str:
+    """The payment text for ``invoice`` carrying ``url``: ``[sms] template`` with the company
+    name and the balance written for ``[agent] locale``. Used by a call and by ``voice-agent
+    sms retry --new-link``, so a resent text reads exactly as the first one did."""
+    amount = written_money(invoice.balance_cents, invoice.currency, config.agent.locale)
+    return render_payment_text(
+        config.sms.template, config.agent.company_name, invoice.number, amount, url
+    )
 
 
 def queue_message(

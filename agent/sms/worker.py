@@ -3,9 +3,11 @@
 Due means queued and past its ``next_attempt_at`` (new rows have none), or claimed by a
 sender that died (its claim expired). The worker sends them one at a time, then sleeps
 until the next retry time, waking at once when a call queues or tries a text
-(``Outbox.changed``). Texts queued while the gateway was down, or by an earlier run or by
-``voice-agent chat``, go out when the worker next finds them due. On stop, the attempt in
-progress is finished and recorded, so a normal restart never sends anything twice.
+(``Outbox.changed``, which only this process sets). Texts queued while the gateway was down,
+by an earlier run, or by another process (``voice-agent chat``, ``voice-agent sms retry``)
+go out when the worker next finds them due: at its next look, ``IDLE_CHECK_SECONDS`` at most.
+On stop, the attempt in progress is finished and recorded, so a normal restart never sends
+anything twice.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ log = logging.getLogger(__name__)
 BATCH = 20
 """Rows looked up per pass."""
 
-IDLE_CHECK_SECONDS = 60.0
-"""Longest sleep: rows queued by another process (``voice-agent chat``) are found this soon."""
+IDLE_CHECK_SECONDS = 15.0
+"""Longest sleep: rows queued by another process are found this soon. An idle look is three
+small queries on the indexed ``status`` column (due rows, next retry, next claim expiry), so
+four looks a minute cost nothing next to one call's audit writes; shorter than a minute
+because an admin who retries a text is often on the phone with the customer."""
 
 DATABASE_RETRY_SECONDS = 5.0
 """After a database error, the pause before the worker looks again."""
