@@ -17,6 +17,7 @@ from agent.dialog.session import make_policy
 from agent.dialog.types import CallerContext, InvoiceView, Utterance, Verification
 from agent.sip.media import CallAudio
 from agent.voice.speaker import CallSpeaker, reply_chunks
+from agent.voice.workers import Worker
 
 INVOICES = (
     InvoiceView("INV-2207", 12950, "USD", date(2026, 10, 3)),
@@ -147,3 +148,30 @@ def test_an_unexpected_reply_cancels_what_was_not_rendered_yet() -> None:
 
     assert "That's the invoice for eighty-five dollars," not in rendered  # cancelled
     assert rendered[-1] == "Sorry, I didn't catch that."
+
+
+def test_nothing_is_rendered_ahead_while_the_machine_is_busy() -> None:
+    async def scenario() -> list[str]:
+        tts = CountingSynthesizer()
+        audio = CallAudio(asyncio.get_running_loop())
+        with ThreadPoolExecutor(1) as pool:
+            speaker = CallSpeaker(audio, tts, pool, may_prefetch=lambda: False)
+            speaker.prefetch([READ_BACK, OTHER])
+            await asyncio.sleep(0.2)
+        return tts.rendered
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_worker_counts_jobs_until_they_finish_or_are_cancelled() -> None:
+    worker = Worker("test")
+    release = threading.Event()
+    running = worker.submit(release.wait)
+    queued = worker.submit(lambda: None)
+    assert worker.in_flight == 2
+    queued.cancel()
+    assert worker.in_flight == 1
+    release.set()
+    running.result(timeout=5)
+    worker.shutdown()
+    assert worker.in_flight == 0

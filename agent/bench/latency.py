@@ -138,10 +138,11 @@ def measure(agent: Agent, result: Result, rounds: int) -> None:
             for caller, turns in SCRIPTS:
                 procs = [_dial(agent, caller, turns) for _ in range(result.concurrency)]
                 for proc in procs:
-                    out, _err = proc.communicate(timeout=600)
+                    out, err = proc.communicate(timeout=600)
                     final = _last_json(out)
                     if proc.returncode != 0 or final is None or final.get("outcome") is None:
                         result.failed_calls += 1
+                        print(f"  a call failed (exit {proc.returncode}): {err[-600:]}")
                     if final and final.get("sip_call_id"):
                         call_ids.append(final["sip_call_id"])
     finally:

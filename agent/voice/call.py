@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -50,6 +49,7 @@ from agent.voice.transfer import (
     TransferTracker,
     transfer_uri,
 )
+from agent.voice.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,17 @@ class VoiceServices:
     outbox: Outbox
     transcriber: Transcriber
     tts: Synthesizer
-    asr_pool: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "asr"))
+    asr_pool: Worker = field(default_factory=lambda: Worker("asr"))
     """Runs every call's transcriptions, one at a time (Whisper already uses every core)."""
-    tts_pool: Executor = field(default_factory=lambda: ThreadPoolExecutor(1, "tts"))
+    tts_pool: Worker = field(default_factory=lambda: Worker("tts"))
     """Runs every call's speech synthesis, one sentence at a time."""
+    live_calls: set[int] = field(default_factory=set)
+    """Calls in progress (their call ids)."""
+
+    def idle(self) -> bool:
+        """At most one call, and neither worker busy: room for work done ahead."""
+        busy = self.asr_pool.in_flight or self.tts_pool.in_flight
+        return len(self.live_calls) <= 1 and not busy
 
     def segmenter_settings(self) -> SegmenterSettings:
         asr = self.config.asr
@@ -111,7 +118,9 @@ class VoiceCall:
         self.session: ConversationSession | None = None
         self.connected = True
         self._audio = control.audio(incoming.call_id)
-        self._speaker = CallSpeaker(self._audio, services.tts, services.tts_pool)
+        self._speaker = CallSpeaker(
+            self._audio, services.tts, services.tts_pool, may_prefetch=services.idle
+        )
         self._listener = TurnListener(
             services.transcriber,
             WebRtcVad(),
@@ -134,6 +143,7 @@ class VoiceCall:
 
     async def run(self) -> None:
         listening: asyncio.Task[None] | None = None
+        self.services.live_calls.add(self.call_id)
         try:
             self.session = self._open_session()
             await self.control.answer(self.call_id)
@@ -146,6 +156,7 @@ class VoiceCall:
             log.exception("call %s: failed", self.call_id)
             await self._fail_safe()
         finally:
+            self.services.live_calls.discard(self.call_id)
             self._speaker.silence()
             await self._listener.aclose()
             if listening is not None:

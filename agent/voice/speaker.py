@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -77,11 +78,20 @@ def _first_clause_end(sentence: str) -> int | None:
 class CallSpeaker:
     """Speaks replies into one call; ``say()`` returns when the reply has been played."""
 
-    def __init__(self, audio: CallAudio, tts: Synthesizer, executor: Executor | None = None):
-        """``executor`` runs the synthesis (None: asyncio's default thread pool)."""
+    def __init__(
+        self,
+        audio: CallAudio,
+        tts: Synthesizer,
+        executor: Executor | None = None,
+        may_prefetch: Callable[[], bool] = lambda: True,
+    ):
+        """``executor`` runs the synthesis (None: asyncio's default thread pool);
+        ``may_prefetch`` says whether the machine has room for rendering ahead now."""
         self.audio = audio
         self.tts = tts
         self.executor = executor
+        self.may_prefetch = may_prefetch
+        self._prefetching: asyncio.Task[None] | None = None
         self._stopped = False
         self._protected_until = 0
         """``audio.frames_queued`` at the end of the last protected sentence."""
@@ -91,22 +101,32 @@ class CallSpeaker:
         """First chunks of likely next replies, rendering or rendered (``prefetch``)."""
 
     def prefetch(self, replies: list[str]) -> None:
-        """Start rendering the first chunk of each reply (replacing an earlier prefetch)."""
+        """Render the first chunk of each reply, one at a time and only while the machine
+        has nothing else to do (``may_prefetch``); replaces an earlier prefetch."""
         self._drop_ahead(keep=set())
+        firsts = [chunks[0].text for chunks in map(reply_chunks, replies) if chunks]
+        wanted = [t for t in dict.fromkeys(firsts) if not self._is_cached(t)]
+        if wanted:
+            self._prefetching = asyncio.create_task(self._render_ahead(wanted))
+
+    async def _render_ahead(self, texts: list[str]) -> None:
         loop = asyncio.get_running_loop()
-        for reply in replies:
-            chunks = reply_chunks(reply)
-            if not chunks or chunks[0].text in self._ahead or self._is_cached(chunks[0].text):
-                continue
-            text = chunks[0].text
-            self._ahead[text] = loop.run_in_executor(self.executor, self._render, text)
+        for text in texts:
+            if not self.may_prefetch():
+                return  # another call (or this one) needs the workers: leave them be
+            job = loop.run_in_executor(self.executor, self._render, text)
+            self._ahead[text] = job
+            await asyncio.wait([job])
 
     def _is_cached(self, text: str) -> bool:
         cached = getattr(self.tts, "cached", None)  # PromptCache: fixed prompts in memory
         return cached is not None and cached(text) is not None
 
     def _drop_ahead(self, keep: set[str]) -> None:
-        """Forget prefetched chunks not in ``keep``; cancel those not started yet."""
+        """Stop rendering ahead; forget prefetched chunks not in ``keep``."""
+        if self._prefetching is not None:
+            self._prefetching.cancel()
+            self._prefetching = None
         for text in [t for t in self._ahead if t not in keep]:
             self._ahead.pop(text).cancel()
 
