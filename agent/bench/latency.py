@@ -99,7 +99,7 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         f'[database]\nurl = "sqlite:///{folder / "agent.db"}"\n'
         f'[nlu]\nurl = "{nlu_url}"\nmodel_dir = "{PROJECT_ROOT / "var" / "nlu-models"}"\n'
         f'venv = "{PROJECT_ROOT / ".venv-nlu"}"\nstartup_timeout_seconds = 600\n'
-        f"[sip]\nport = {port}\nmax_calls = 8\n"
+        f"[sip]\nport = {port}\nmax_calls = 8\n[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
         f'[asr]\nmodel = "{model}"\n'
     )
     subprocess.run([VOICE_AGENT, "--config", str(config), "db", "seed-demo"], check=True,
@@ -198,8 +198,8 @@ def _last_json(out: str) -> dict[str, Any] | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
