@@ -52,7 +52,7 @@ def test_while_choosing_each_offered_invoice_is_prepared_in_order() -> None:
     for reply, amount in zip(
         replies, ("twenty-nine dollars", "forty dollars", "eighty-five"), strict=True
     ):
-        assert reply.startswith("That's the invoice for") and amount in reply
+        assert reply.startswith("That's the invoice, for") and amount in reply
 
 
 def test_nothing_said_after_sending_the_link_is_guessed() -> None:
@@ -175,3 +175,25 @@ def test_worker_counts_jobs_until_they_finish_or_are_cancelled() -> None:
     running.result(timeout=5)
     worker.shutdown()
     assert worker.in_flight == 0
+
+
+class PreRendered(CountingSynthesizer):
+    """A prompt cache that holds the fixed opener "That's the invoice,"."""
+
+    def cached(self, text: str) -> tuple[np.ndarray, ...] | None:
+        return (np.zeros(160, dtype=np.int16),) if text == "That's the invoice," else None
+
+
+def test_after_a_pre_rendered_opener_the_read_back_is_what_is_prepared() -> None:
+    reply = "That's the invoice, for forty dollars, from September third. Shall I text it?"
+
+    async def scenario() -> list[str]:
+        tts = PreRendered()
+        audio = CallAudio(asyncio.get_running_loop())
+        with ThreadPoolExecutor(1) as pool:
+            speaker = CallSpeaker(audio, tts, pool)
+            speaker.prefetch([reply])
+            await asyncio.sleep(0.2)
+        return tts.rendered
+
+    assert asyncio.run(scenario()) == ["for forty dollars, from September third."]

@@ -131,11 +131,11 @@ THREE_LIST = (
     "Which one would you like to pay?"
 )
 CONFIRM = {
-    "INV-2051": "That's the invoice for eighty-nine dollars and ninety-nine cents, "
+    "INV-2051": "That's the invoice, for eighty-nine dollars and ninety-nine cents, "
     "from November fourteenth. Shall I text you a secure link to pay it?",
-    "INV-1042": "That's the invoice for four hundred twelve dollars, from October third. "
+    "INV-1042": "That's the invoice, for four hundred twelve dollars, from October third. "
     "Shall I text you a secure link to pay it?",
-    "INV-0977": "That's the invoice for one hundred twenty-nine dollars and fifty cents, "
+    "INV-0977": "That's the invoice, for one hundred twenty-nine dollars and fifty cents, "
     "from March fourteenth. Shall I text you a secure link to pay it?",
 }
 NO_INVOICES = (

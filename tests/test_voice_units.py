@@ -74,6 +74,9 @@ def test_only_the_chunks_holding_the_read_back_are_protected() -> None:
     confirm = "That's the invoice for ten dollars, from March third. Shall I text you a link?"
     chunks = reply_chunks(confirm, "ten dollars, from March third")
     assert [c.protected for c in chunks] == [True, True, False]  # split inside the phrase
+    confirm = "That's the invoice, for ten dollars, from March third. Shall I text you a link?"
+    chunks = reply_chunks(confirm, "ten dollars, from March third")
+    assert [c.protected for c in chunks] == [False, True, False]
     assert not any(c.protected for c in reply_chunks(text))
 
 

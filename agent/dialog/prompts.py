@@ -74,8 +74,10 @@ class Prompts:
         return f"Here they are again. {items} Please say the number of the invoice."
 
     def confirm_selected(self, invoice: InvoiceView) -> str:
+        # "That's the invoice," is said on its own (rendered once at start-up) while the
+        # amount and date that follow are synthesised.
         return (
-            f"That's the invoice for {self.describe(invoice)}. "
+            f"That's the invoice, for {self.describe(invoice)}. "
             "Shall I text you a secure link to pay it?"
         )
 

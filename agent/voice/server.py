@@ -84,11 +84,12 @@ def fixed_sentences(config: Config) -> list[str]:
         ]
     texts.append(prompts.reprompt_choice((), 1))
     sentences = dict.fromkeys(c.text for text in texts for c in reply_chunks(text))
-    # The first chunk of replies about invoices ("I see one open invoice,", "I see three
-    # open invoices.", "Done."): the caller hears it first, so the reply starts from memory
-    # while the rest (amounts, dates, digits) is synthesised.
+    # The first chunk of replies about invoices ("I see one open invoice,", "That's the
+    # invoice,", "I see three open invoices.", "Done."): the caller hears it first, so the
+    # reply starts from memory while the rest (amounts, dates, digits) is synthesised.
     sample = InvoiceView("0", 100, "USD", prompts.today)
-    openers = [prompts.one_invoice(sample), prompts.link_sent("0000", 1)]
+    openers = [prompts.one_invoice(sample), prompts.confirm_selected(sample)]
+    openers += [prompts.link_sent("0000", 1)]
     openers += [prompts.link_sent("0000", 1, delivered=False)]
     openers += [prompts.invoice_list((), count) for count in range(2, 21)]
     sentences.update(dict.fromkeys(reply_chunks(text)[0].text for text in openers))

@@ -101,11 +101,16 @@ class CallSpeaker:
         """First chunks of likely next replies, rendering or rendered (``prefetch``)."""
 
     def prefetch(self, replies: list[str]) -> None:
-        """Render the first chunk of each reply, one at a time and only while the machine
-        has nothing else to do (``may_prefetch``); replaces an earlier prefetch."""
+        """Render the start of each reply (its first chunk, or the second when the first is
+        a pre-rendered opener), one at a time and only while the machine has nothing else
+        to do (``may_prefetch``); replaces an earlier prefetch."""
         self._drop_ahead(keep=set())
-        firsts = [chunks[0].text for chunks in map(reply_chunks, replies) if chunks]
-        wanted = [t for t in dict.fromkeys(firsts) if not self._is_cached(t)]
+        wanted: list[str] = []
+        for chunks in map(reply_chunks, replies):
+            # The first chunk not in memory (a fixed opener plays while the next renders).
+            text = next((c.text for c in chunks[:2] if not self._is_cached(c.text)), None)
+            if text is not None and text not in wanted:
+                wanted.append(text)
         if wanted:
             self._prefetching = asyncio.create_task(self._render_ahead(wanted))
 
