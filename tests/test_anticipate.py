@@ -84,13 +84,15 @@ class CountingSynthesizer:
         yield np.full(160 * len(text.split()), 1000, dtype=np.int16)
 
 
-async def speak(speaker: CallSpeaker, audio: CallAudio, text: str) -> None:
-    async def drain() -> None:  # the conference bridge taking frames
-        while True:
-            audio.pop_outgoing()
-            await asyncio.sleep(0)
+async def _drain(audio: CallAudio) -> None:
+    """The conference bridge taking frames."""
+    while True:
+        audio.pop_outgoing()
+        await asyncio.sleep(0)
 
-    bridge = asyncio.create_task(drain())
+
+async def speak(speaker: CallSpeaker, audio: CallAudio, text: str) -> None:
+    bridge = asyncio.create_task(_drain(audio))
     try:
         assert await speaker.say(text)
     finally:
@@ -197,3 +199,31 @@ def test_after_a_pre_rendered_opener_the_read_back_is_what_is_prepared() -> None
         return tts.rendered
 
     assert asyncio.run(scenario()) == ["for forty dollars, from September third."]
+
+
+def test_a_chunk_in_memory_never_waits_behind_a_render_in_progress() -> None:
+    reply = "That's the invoice, for forty dollars, from September third. Shall I text it?"
+
+    async def scenario() -> tuple[list[str], bool]:
+        tts = PreRendered()
+        audio = CallAudio(asyncio.get_running_loop())
+        release = threading.Event()
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(release.wait, 5)  # another call's synthesis holds the worker
+            speaker = CallSpeaker(audio, tts, pool)
+            speaking = asyncio.create_task(speaker.say(reply))
+            for _ in range(200):  # up to 2 s; the worker stays busy all that time
+                if speaker.first_audio_at is not None or speaking.done():
+                    break
+                await asyncio.sleep(0.01)
+            first_audio = speaker.first_audio_at is not None
+            release.set()
+            bridge = asyncio.create_task(_drain(audio))
+            await speaking
+            bridge.cancel()
+        return tts.rendered, first_audio
+
+    rendered, started_before_the_worker_was_free = asyncio.run(scenario())
+
+    assert started_before_the_worker_was_free
+    assert "That's the invoice," not in rendered  # played from memory

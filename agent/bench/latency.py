@@ -160,7 +160,7 @@ def _dial(agent: Agent, caller: str, turns: tuple[str, ...]) -> subprocess.Popen
             "--from", caller, "--json", "--asr-model", "tiny.en"]  # fmt: skip
     for turn in turns:
         args += ["--say", turn]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _read_events(agent: Agent, call_ids: list[str], result: Result) -> None:

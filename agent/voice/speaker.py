@@ -23,6 +23,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from agent.audio.format import FRAME_MS
 from agent.sip.media import CallAudio
@@ -136,7 +137,13 @@ class CallSpeaker:
             self._ahead.pop(text).cancel()
 
     async def _pcm(self, text: str) -> bytes:
-        """The chunk's audio: prefetched if it was, else rendered now in the worker."""
+        """The chunk's audio: from memory (a fixed prompt, or rendered ahead), else rendered
+        now in the worker. Memory is read here, not in the worker, so a chunk that is ready
+        never waits behind another call's (or a rendering ahead's) synthesis."""
+        cached = getattr(self.tts, "cached", None)
+        stored = cached(text) if cached is not None else None
+        if stored is not None:
+            return _pcm_bytes(list(stored))
         ahead = self._ahead.pop(text, None)
         if ahead is not None and not ahead.cancelled():
             try:
@@ -197,6 +204,10 @@ class CallSpeaker:
         log.debug(
             "rendered %d chars in %.0f ms", len(sentence), 1000 * (time.perf_counter() - started)
         )
-        if not parts:
-            return b""
-        return np.concatenate(parts).astype("<i2", copy=False).tobytes()
+        return _pcm_bytes(parts)
+
+
+def _pcm_bytes(parts: list[npt.NDArray[np.int16]]) -> bytes:
+    if not parts:
+        return b""
+    return np.concatenate(parts).astype("<i2", copy=False).tobytes()
