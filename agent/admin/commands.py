@@ -11,12 +11,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.admin import links, sms, sms_resend
-from agent.admin.output import local_time, print_json_lines, print_table, refused
+from agent.admin.output import (
+    Column,
+    Row,
+    local_time,
+    print_json_lines,
+    print_table,
+    refused,
+)
 from agent.billing.db import open_database
 from agent.billing.models import SMS_STATUSES, utcnow
 from agent.config import Config
@@ -72,13 +80,7 @@ def _links_list(args: argparse.Namespace, config: Config) -> int:
     limit = _limit(args.limit, "links list")
     open_database(config.database.url)
     rows = links.list_links(args.invoice, args.status, limit, utcnow())
-    if args.json:
-        print_json_lines(rows, sys.stdout)
-        return 0
-    zone = ZoneInfo(config.agent.time_zone)
-    print_table(rows, links.table_columns(local_time(zone)), sys.stdout)
-    print(f"{len(rows)} link(s), newest first; times in {zone.key}")
-    return 0
+    return _print_rows(rows, links.table_columns, "link(s)", args.json, config)
 
 
 def _links_void(args: argparse.Namespace, config: Config) -> int:
@@ -101,12 +103,23 @@ def _sms_list(args: argparse.Namespace, config: Config) -> int:
     limit = _limit(args.limit, "sms list")
     open_database(config.database.url)
     rows = sms.list_messages(args.status, limit)
-    if args.json:
+    return _print_rows(rows, sms.table_columns, "message(s)", args.json, config)
+
+
+def _print_rows(
+    rows: list[Row],
+    columns: Callable[[Callable[[datetime | None], str]], Sequence[Column]],
+    noun: str,
+    as_json: bool,
+    config: Config,
+) -> int:
+    """A newest-first listing: one JSON line per row, or a table in local time."""
+    if as_json:
         print_json_lines(rows, sys.stdout)
         return 0
     zone = ZoneInfo(config.agent.time_zone)
-    print_table(rows, sms.table_columns(local_time(zone)), sys.stdout)
-    print(f"{len(rows)} message(s), newest first; times in {zone.key}")
+    print_table(rows, columns(local_time(zone)), sys.stdout)
+    print(f"{len(rows)} {noun}, newest first; times in {zone.key}")
     return 0
 
 
