@@ -42,8 +42,14 @@ START_TIMEOUT = 30.0
 _GOT = re.compile(r"Got message \d+: <(\S+) (\S+) (\S+) (.*)>$")
 
 
-def kannel_installed() -> bool:
-    return all(Path(p).exists() for p in (BEARERBOX, SMSBOX, FAKESMSC))
+def require_kannel() -> None:
+    """Fail (never skip) when Kannel is missing: scripts/setup installs it."""
+    missing = [p for p in (BEARERBOX, SMSBOX, FAKESMSC) if not Path(p).exists()]
+    if missing:
+        raise AssertionError(
+            f"Kannel is not installed ({', '.join(missing)} missing): run scripts/setup, "
+            "which installs the Debian packages kannel and kannel-extras"
+        )
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class KannelHarness:
     # --- running --------------------------------------------------------------------------
 
     def start(self) -> None:
+        require_kannel()
         self._run("bearerbox", [BEARERBOX, str(self.config_path)])
         self._wait_for(lambda: _listening(self.admin_port), "bearerbox's admin port")
         fakesmsc = [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.smsc_port), "-i", "0"]

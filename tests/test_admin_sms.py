@@ -34,7 +34,7 @@ from agent.sms.worker import OutboxWorker
 from tests.conftest import free_port, sqlite_database, voice_agent, write_config
 from tests.kannel import PASSWORD as KANNEL_PASSWORD
 from tests.kannel import SENDER as KANNEL_SENDER
-from tests.kannel import KannelHarness, PhoneMessage, kannel_installed
+from tests.kannel import KannelHarness, PhoneMessage
 from tests.pay_site import visible_text
 from tests.sms_agent import TODAY, RunningAgent, sms_config
 from tests.sms_agent import payment_text as demo_text
@@ -244,7 +244,6 @@ def test_retry_refuses_an_unknown_id_and_one_being_sent(texts: Texts) -> None:
     )
 
 
-@pytest.mark.skipif(not kannel_installed(), reason="Debian kannel not installed")
 def test_after_a_kannel_outage_a_retried_text_reaches_the_phone_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,7 +431,6 @@ def stored_rows() -> tuple[list[dict[str, object]], ...]:
     )
 
 
-@pytest.mark.skipif(not kannel_installed(), reason="Debian kannel not installed")
 def test_new_link_reaches_the_phone_from_the_running_agent_and_opens_the_invoice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

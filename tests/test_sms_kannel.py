@@ -21,12 +21,11 @@ from agent.billing.demo import DEMO_NUMBERS, seed_demo
 from agent.billing.models import SmsMessage, SmsOptOut, utcnow
 from agent.config import Config
 from tests.conftest import Demo, free_port, sqlite_database, voice_agent
-from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage, kannel_installed
+from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage
 from tests.sms_agent import TODAY, RunningAgent, payment_text, sms_config, wait_until
 
 World = tuple[Config, KannelHarness]
 
-pytestmark = pytest.mark.skipif(not kannel_installed(), reason="Debian kannel not installed")
 
 DANA = DEMO_NUMBERS["one_invoice"]
 PRIYA = DEMO_NUMBERS["three_invoices"]

@@ -17,15 +17,13 @@ from agent.billing.demo import DEMO_NUMBERS, seed_demo
 from agent.billing.models import SmsMessage, SmsOptOut, utcnow
 from agent.sms import rows
 from tests.conftest import free_port
-from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage, kannel_installed
+from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage
 from tests.postgres import (
     PostgresServer,
     postgres_fixture,  # noqa: F401 (provides the `postgres` fixture)
 )
 from tests.sms_agent import TODAY, RunningAgent, sms_config, wait_until
 from tests.test_sms_kannel import payment_text
-
-pytestmark = pytest.mark.skipif(not kannel_installed(), reason="Debian kannel not installed")
 
 DANA = DEMO_NUMBERS["one_invoice"]
 
