@@ -122,7 +122,7 @@ def _check_retryable(message: SmsMessage, now: datetime) -> None:
     check_not_opted_out(message)
     if message.status not in RETRYABLE:
         raise refused(_COMMAND, f"{name} is {message.status}: only failed or queued ones")
-    if rows.SENT_MARK in message.body or rows.NOT_SENT_MARK in message.body:
+    if rows.link_removed(message):
         raise refused(
             _COMMAND, f"{name} no longer holds its payment link (removed from the stored "
             "text for safety): it cannot be sent again; the caller needs a new link: "

@@ -140,9 +140,8 @@ def _link_of(message: SmsMessage) -> PaymentLink:
 def _check_replaceable(message: SmsMessage, link: PaymentLink, now: datetime) -> None:
     """Refuse where the old text still does its job (or a plain retry would)."""
     name = f"text message {message.id}"
-    token_gone = rows.SENT_MARK in message.body or rows.NOT_SENT_MARK in message.body
     if rows.dead_link_reason(message, now) is not None or (
-        token_gone and message.status not in ("sent", "delivered")
+        rows.link_removed(message) and message.status not in ("sent", "delivered")
     ):
         return
     if message.status in RETRYABLE:

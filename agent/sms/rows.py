@@ -165,6 +165,11 @@ def refuse(message: SmsMessage, status: str, reason: str, link_base: str) -> Att
     return Attempted(status, None)
 
 
+def link_removed(message: SmsMessage) -> bool:
+    """Whether the stored text no longer holds its link's token (sent, or never sent)."""
+    return SENT_MARK in message.body or NOT_SENT_MARK in message.body
+
+
 def dead_link_reason(message: SmsMessage, now: datetime) -> str | None:
     """Why the payment link this text carries can no longer be used, if it cannot."""
     links = list(PaymentLink.select().where(PaymentLink.sms == message.id))

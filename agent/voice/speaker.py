@@ -125,8 +125,11 @@ class CallSpeaker:
             await asyncio.wait([job])
 
     def _is_cached(self, text: str) -> bool:
+        return self._from_memory(text) is not None
+
+    def _from_memory(self, text: str) -> tuple[npt.NDArray[np.int16], ...] | None:
         cached = getattr(self.tts, "cached", None)  # PromptCache: fixed prompts in memory
-        return cached is not None and cached(text) is not None
+        return cached(text) if cached is not None else None
 
     def _drop_ahead(self, keep: set[str]) -> None:
         """Stop rendering ahead; forget prefetched chunks not in ``keep``."""
@@ -140,8 +143,7 @@ class CallSpeaker:
         """The chunk's audio: from memory (a fixed prompt, or rendered ahead), else rendered
         now in the worker. Memory is read here, not in the worker, so a chunk that is ready
         never waits behind another call's (or a rendering ahead's) synthesis."""
-        cached = getattr(self.tts, "cached", None)
-        stored = cached(text) if cached is not None else None
+        stored = self._from_memory(text)
         if stored is not None:
             return _pcm_bytes(list(stored))
         ahead = self._ahead.pop(text, None)
