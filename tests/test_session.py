@@ -20,6 +20,7 @@ from agent.billing.models import Call, SmsMessage, database_proxy
 from agent.config import Config
 from agent.dialog.session import ConversationSession, make_policy
 from agent.dialog.types import Utterance
+from agent.redact import redact_digit_runs
 from agent.sms.gateway import OutgoingSms, SendResult, SendStatus
 from agent.sms.outbox import Outbox
 
@@ -115,3 +116,39 @@ def test_database_failure_mid_call_escalates_and_keeps_the_record(db: None) -> N
     call = Call.get()
     assert (call.outcome, call.escalation_reason) == ("escalated", "internal-error")
     assert SmsMessage.select().count() == 0  # the link transaction rolled back whole
+
+
+class CountingScriptedParser(ScriptedParser):
+    def __init__(self, intents: dict[str, str]) -> None:
+        super().__init__(intents)
+        self.asked: list[str] = []
+
+    async def parse(self, text: str) -> Utterance:
+        self.asked.append(text)
+        return await super().parse(text)
+
+
+def test_a_turn_understood_early_is_parsed_once_and_redacted(db: None) -> None:
+    config = Config()
+    parser = CountingScriptedParser({"pay my bill": "pay_invoice"})
+    session = ConversationSession(
+        config, make_policy(config, TODAY), parser, Outbox(RecordingGateway(), config),
+        caller_id=DEMO_NUMBERS["one_invoice"],
+    )  # fmt: skip
+    session.begin()
+    card = "my card is 4111 1111 1111 1111"
+
+    async def run() -> None:
+        session.anticipate("pay my bill")  # the speculative transcript, before the endpoint
+        await asyncio.sleep(0)
+        await session.hear("pay my bill")
+        assert session.parsed_early
+        session.anticipate(card)
+        await asyncio.sleep(0)
+        await session.hear("no")  # the final transcript differed: parsed again
+        assert not session.parsed_early
+
+    asyncio.run(run())
+    # digits never reach the NLU, early or not
+    assert parser.asked == ["pay my bill", redact_digit_runs(card), "no"]
+    assert "1111" not in redact_digit_runs(card)

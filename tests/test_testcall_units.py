@@ -249,7 +249,8 @@ def test_speech_longer_than_a_chunk_is_cut_hard() -> None:
 def args(**overrides: object) -> argparse.Namespace:
     values: dict[str, object] = {
         "to": None, "from_user": "+14165550123", "say": [], "record": None, "pai": None,
-        "codec": None, "json": False, "asr_model": None, "bind": None, "prompt_silence": 1.0,
+        "codec": None, "json": False, "asr_model": None, "no_transcript": False, "bind": None,
+        "prompt_silence": 1.0,
         "turn_timeout": 20.0, "answer_timeout": 15.0, "end_timeout": 20.0,
     }  # fmt: skip
     values.update(overrides)
@@ -268,6 +269,8 @@ def test_default_target_is_the_configured_listener() -> None:
     assert options.to == "sip:agent@127.0.0.1:5090"
     assert options.bind_address == "127.0.0.1"
     assert options.turns == [Say("hi"), Dtmf("1")]
+    assert options.transcribe
+    assert not options_from_args(args(no_transcript=True), config).transcribe
 
 
 def test_bind_address_follows_the_target() -> None:
@@ -313,6 +316,14 @@ def test_report_plain_and_json() -> None:
         "agent": "How can I help?", "caller": "pay my bill", "agent_seconds": 2.3, "note": None
     }  # fmt: skip
     assert lines[-1]["outcome"] == "link_sent" and lines[-1]["sip_call_id"] == "abc"
+    untranscribed = io.StringIO()
+    ReportPrinter(untranscribed, False).turn(AgentTurn(None, "yes", 1.0))
+    ReportPrinter(untranscribed, False).turn(AgentTurn("", None, 0.0))
+    assert untranscribed.getvalue().splitlines() == [
+        "agent: [not transcribed]",
+        "caller: yes",
+        "agent: [nothing heard]",
+    ]
     assert set(lines[-1]) >= {
         "outcome", "invoice", "sms_to", "escalation_reason", "transferred_to", "hung_up_by",
     }  # fmt: skip

@@ -17,7 +17,14 @@ from agent.audio.format import FRAME_BYTES
 from agent.audio.segmenter import SegmenterSettings
 from agent.config_schema import Config
 from agent.sip.events import CallEnded, TransferStatus
-from agent.voice.listener import CallerTurn, ListenerEvent, NoInput, SpeechStarted, TurnListener
+from agent.voice.listener import (
+    CallerTurn,
+    ListenerEvent,
+    NoInput,
+    SpeechStarted,
+    TentativeTranscript,
+    TurnListener,
+)
 from agent.voice.server import fixed_sentences
 from agent.voice.speaker import Chunk, reply_chunks, split_sentences
 from agent.voice.transfer import TransferResult, TransferTracker, transfer_uri
@@ -145,13 +152,22 @@ SPEECH = b"\x01\x00" * (FRAME_BYTES // 2)
 QUIET = bytes(FRAME_BYTES)
 
 
-async def feed(frames: list[bytes]) -> AsyncIterator[tuple[float, bytes]]:
+async def feed(
+    frames: list[bytes], waits: dict[int, float] | None = None
+) -> AsyncIterator[tuple[float, bytes]]:
+    """The frames, with ``waits[k]`` seconds of wall time after frame ``k`` (time for the
+    worker thread to finish a transcription, as the real 20 ms frame clock gives it)."""
     for k, frame in enumerate(frames):
         yield (k * 0.02, frame)
-        await asyncio.sleep(0)
+        await asyncio.sleep((waits or {}).get(k, 0))
 
 
-def listen(frames: list[bytes], armed: bool = True, **settings: float) -> list[ListenerEvent]:
+def listen(
+    frames: list[bytes],
+    armed: bool = True,
+    waits: dict[int, float] | None = None,
+    **settings: float,
+) -> list[ListenerEvent]:
     events: list[ListenerEvent] = []
     transcriber = RecordingTranscriber()
     seg = SegmenterSettings(endpoint_silence_seconds=0.25, **settings)  # type: ignore[arg-type]
@@ -160,7 +176,7 @@ def listen(frames: list[bytes], armed: bool = True, **settings: float) -> list[L
         listener.arm()
 
     async def body() -> None:
-        await listener.run(feed(frames))
+        await listener.run(feed(frames, waits))
 
     asyncio.run(body())
     return events
@@ -184,6 +200,28 @@ def test_speech_resuming_discards_the_speculative_transcription() -> None:
     assert len(turns) == 1
     assert turns[0].speculative
     assert turns[0].text == f"{(40 + 8 + 40 + 5) * 320} samples"  # the whole utterance
+
+
+def test_a_speculative_transcript_done_in_the_silence_is_announced_before_the_turn() -> None:
+    # frame 54 is the 5th quiet frame: SILENCE_STARTED; the caller stays silent after it
+    events = listen([SPEECH] * 50 + [QUIET] * 30, waits={54: 0.3})
+    kinds = [type(e) for e in events]
+    assert kinds == [SpeechStarted, TentativeTranscript, CallerTurn]
+    tentative, turn = events[1], events[2]
+    assert isinstance(tentative, TentativeTranscript) and isinstance(turn, CallerTurn)
+    assert tentative.text == turn.text
+    assert turn.asr_runs == 1
+
+
+def test_a_tentative_transcript_is_only_a_guess_when_the_caller_goes_on() -> None:
+    frames = [SPEECH] * 40 + [QUIET] * 8 + [SPEECH] * 40 + [QUIET] * 30
+    events = listen(frames, waits={44: 0.3, 92: 0.3})
+    tentatives = [e.text for e in events if isinstance(e, TentativeTranscript)]
+    turns = [e.text for e in events if isinstance(e, CallerTurn)]
+    assert tentatives == [f"{(40 + 5) * 320} samples", f"{(40 + 8 + 40 + 5) * 320} samples"]
+    assert turns == [tentatives[1]]  # the first guess was not the turn
+    final = [e for e in events if isinstance(e, CallerTurn)][0]
+    assert final.asr_runs == 2  # one run thrown away, one used
 
 
 def test_no_input_only_when_armed() -> None:

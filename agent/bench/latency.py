@@ -6,9 +6,12 @@ server unless one answers at ``--nlu-url``), then places rounds of scripted call
 agent measured itself from the audit trail (``turn-timing``: last voiced caller frame received
 → first reply frame sent, with the endpoint wait, ASR, NLU+dialogue and first-audio TTS parts;
 ``media-stats``: incoming frames dropped, outgoing frames late). CPU and RSS of the agent
-process are sampled from /proc while the calls run. Not a test: it prints figures.
+process are sampled from /proc while the calls run. Not a test: it prints figures. The callers
+do not transcribe the agent (``--no-transcript``): that would compete with the agent for the
+same cores while other calls are still talking.
 
     python -m agent.bench.latency [--models tiny.en base] [--concurrency 1 4] [--rounds 3]
+                                  [--stagger SECONDS]
 """
 
 from __future__ import annotations
@@ -66,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of calls per setting")
     parser.add_argument("--nlu-url", default="http://127.0.0.1:5005")
+    parser.add_argument(
+        "--stagger", type=float, default=0.0, metavar="SECONDS",
+        help="start concurrent calls this far apart (default 0: all at once, every caller "
+        "speaking at the same moment, the worst case for the shared workers)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     print(f"machine: {describe()}", flush=True)
     results: list[Result] = []
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             with running_agent(Path(scratch) / model, model, args.nlu_url) as agent:
                 for concurrency in args.concurrency:
                     result = Result(model, concurrency)
-                    measure(agent, result, args.rounds)
+                    measure(agent, result, args.rounds, args.stagger)
                     print(format_result(result), flush=True)
                     results.append(result)
     print()
@@ -127,7 +135,7 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         log.close()
 
 
-def measure(agent: Agent, result: Result, rounds: int) -> None:
+def measure(agent: Agent, result: Result, rounds: int, stagger: float = 0.0) -> None:
     samples: list[tuple[float, Sample]] = []
     stop = threading.Event()
     sampler = threading.Thread(target=_sample, args=(agent.process.pid, samples, stop))
@@ -136,13 +144,19 @@ def measure(agent: Agent, result: Result, rounds: int) -> None:
     try:
         for _ in range(rounds):
             for caller, turns in SCRIPTS:
-                procs = [_dial(agent, caller, turns) for _ in range(result.concurrency)]
+                procs = []
+                for k in range(result.concurrency):
+                    if k and stagger:
+                        time.sleep(stagger)
+                    procs.append(_dial(agent, caller, turns))
                 for proc in procs:
                     out, err = proc.communicate(timeout=600)
                     final = _last_json(out)
                     if proc.returncode != 0 or final is None or final.get("outcome") is None:
                         result.failed_calls += 1
                         print(f"  a call failed (exit {proc.returncode}): {err[-600:]}")
+                        log = (agent.folder / "agent.log").read_text(errors="replace")
+                        print("  the agent's log ends:\n" + log[-2000:], flush=True)
                     if final and final.get("sip_call_id"):
                         call_ids.append(final["sip_call_id"])
     finally:
@@ -157,7 +171,7 @@ def measure(agent: Agent, result: Result, rounds: int) -> None:
 
 def _dial(agent: Agent, caller: str, turns: tuple[str, ...]) -> subprocess.Popen[str]:
     args = [VOICE_AGENT, "--config", str(agent.config), "test-call", "--to", agent.uri,
-            "--from", caller, "--json", "--asr-model", "tiny.en"]  # fmt: skip
+            "--from", caller, "--json", "--no-transcript"]  # fmt: skip
     for turn in turns:
         args += ["--say", turn]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -214,12 +228,16 @@ def _stats(values: list[float]) -> str:
 def format_result(r: Result) -> str:
     parts = ", ".join(f"{p[:-3]} {_stats([t[p] for t in r.turns])}" for p in PARTS)
     speculative = sum(1 for t in r.turns if t.get("speculative"))
+    early = sum(1 for t in r.turns if t.get("nlu_early"))
+    runs = sum(t.get("asr_runs", 1) for t in r.turns)
     dropped = sum(m["dropped_in"] for m in r.media)
     late = sum(m["late_out"] for m in r.media)
     return (
         f"{r.model} x{r.concurrency}: {len(r.turns)} turns in {len(r.media)} calls "
         f"({r.failed_calls} failed); p50/p95/max ms: {parts}; speculative ASR used "
-        f"{speculative}/{len(r.turns)}; frames dropped {dropped}, late {late}; "
+        f"{speculative}/{len(r.turns)}, NLU started early {early}/{len(r.turns)}, "
+        f"Whisper runs {runs} for {len(r.turns)} turns; "
+        f"frames dropped {dropped}, late {late}; "
         f"agent CPU {r.cpu_percent:.0f}%, RSS max {r.rss_max_mb:.0f} MB"
     )
 

@@ -36,6 +36,7 @@ from agent.dialog.types import (
 from agent.dialog.verify import CallerCheck, check_caller
 from agent.errors import NluUnavailableError
 from agent.nlu.client import IntentParser
+from agent.nlu.early import EarlyParses
 from agent.paylinks.links import issue_link
 from agent.redact import redact_digit_runs
 from agent.sms.outbox import Outbox
@@ -82,6 +83,7 @@ class ConversationSession:
         self.config = config
         self.policy = policy
         self.parser = parser
+        self._parses = EarlyParses(parser)
         self.outbox = outbox
         self.summary = CallSummary()
         self._said: list[str] = []
@@ -142,6 +144,17 @@ class ConversationSession:
         turn.intent = intent
         return turn
 
+    @property
+    def parsed_early(self) -> bool:
+        """Whether the last caller turn's intent came from a parse started early."""
+        return self._parses.last_was_early
+
+    def anticipate(self, text: str) -> None:
+        """The caller's turn will most likely be ``text``: start understanding it now (see
+        ``agent.nlu.early``); ``hear`` uses that parse if the text turns out the same."""
+        if not self.ended:
+            self._parses.start(redact_digit_runs(text))
+
     async def press(self, key: str) -> Turn:
         """The caller pressed a phone key (DTMF); it stands for words, see ``keypad``."""
         if self.ended:
@@ -181,7 +194,7 @@ class ConversationSession:
 
     async def _parse(self, text: str) -> Event:
         try:
-            return await self.parser.parse(text)
+            return await self._parses.parse(text)
         except NluUnavailableError as err:
             log.error("call %s: %s", self.call.id, err.message)
             self._record("nlu-unavailable", {"error": err.message})
@@ -292,6 +305,7 @@ class ConversationSession:
         self.call.save()
 
     def _finish(self, outcome: Outcome) -> None:
+        self._parses.cancel()
         self.state = DialogState(Step.ENDED, self.state.caller, last_prompt=self.state.last_prompt)
         self.summary.outcome = outcome.value
         self.call.outcome = outcome.value

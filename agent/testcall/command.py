@@ -36,6 +36,8 @@ class CallerOptions:
     record: Path | None = None
     as_json: bool = False
     asr_model: Literal["base", "tiny.en"] | None = None
+    transcribe: bool = True
+    """False: the agent's turns are not transcribed (no Whisper in this process)."""
     prompt: PromptSettings = PromptSettings()
     answer_timeout: float = 15.0
     end_timeout: float = 20.0
@@ -56,6 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--record", type=Path, metavar="OUT.wav", help="write the agent's audio (16 kHz WAV)")
     add("--json", action="store_true", help="one JSON object per agent turn, then the outcome")
     add("--asr-model", choices=("tiny.en", "base"), help="Whisper model (default: [asr] model)")
+    add("--no-transcript", action="store_true",
+        help="do not transcribe what the agent said (only the outcome)")  # fmt: skip
     add("--bind", metavar="IP", help="local address (default: 127.0.0.1 for a loopback target)")
     add("--prompt-silence", type=float, default=1.0, metavar="SECONDS",
         help="silence that ends an agent prompt (default 1.0)")  # fmt: skip
@@ -117,6 +121,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
         record=args.record,
         as_json=args.json,
         asr_model="base" if args.asr_model == "base" else "tiny.en" if args.asr_model else None,
+        transcribe=not args.no_transcript,
         prompt=prompt,
         answer_timeout=args.answer_timeout,
         end_timeout=args.end_timeout,

@@ -17,8 +17,9 @@ from typing import TextIO
 class AgentTurn:
     """One agent turn and the caller turn that answered it."""
 
-    agent: str
-    """What the agent said (transcribed); "" when nothing was heard."""
+    agent: str | None
+    """What the agent said (transcribed); "" when nothing was heard, None with
+    ``--no-transcript``."""
     caller: str | None
     """The caller's next turn as shown (text, ``[dtmf 1]``, ``[file.wav]``); None at the end."""
     agent_seconds: float
@@ -54,7 +55,8 @@ class ReportPrinter:
         if self.as_json:
             self.out.write(json.dumps(asdict(turn)) + "\n")
         else:
-            self.out.write(f"agent: {turn.agent or '[nothing heard]'}\n")
+            shown = "[not transcribed]" if turn.agent is None else turn.agent or "[nothing heard]"
+            self.out.write(f"agent: {shown}\n")
             if turn.caller is not None:
                 self.out.write(f"caller: {turn.caller}\n")
         self.out.flush()

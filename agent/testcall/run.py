@@ -63,9 +63,11 @@ def run_test_call(config: Config, options: CallerOptions) -> int:
 async def test_call(config: Config, options: CallerOptions, out: TextIO, err: TextIO) -> int:
     """The whole command, on the event loop (blocking work in threads)."""
     audio = await asyncio.to_thread(prepare_audio, options.turns, config.tts)
-    transcriber = await asyncio.to_thread(
-        load_transcriber, config.asr, options.asr_model, MODEL_CACHE_DIR
-    )
+    transcriber = None
+    if options.transcribe:
+        transcriber = await asyncio.to_thread(
+            load_transcriber, config.asr, options.asr_model, MODEL_CACHE_DIR
+        )
     caller = SipCaller(
         CallerSettings(
             from_user=options.from_user,
@@ -96,7 +98,9 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
     if options.record is not None:
         write_wav(options.record, listener.recording(), SAMPLE_RATE)
 
-    def transcribe_all() -> list[str]:
+    def transcribe_all() -> list[str | None]:
+        if transcriber is None:
+            return [None] * len(segments)
         return [transcribe_segment(transcriber, listener, s) for s in segments]
 
     texts = await asyncio.to_thread(transcribe_all)
@@ -137,7 +141,7 @@ async def _wait_for_answer(state: CallState, options: CallerOptions) -> None:
     raise CallSetupError(f"call to {options.to} failed: {why}")
 
 
-def _agent_turn(listener: Listener, segment: AgentSegment, text: str) -> AgentTurn:
+def _agent_turn(listener: Listener, segment: AgentSegment, text: str | None) -> AgentTurn:
     return AgentTurn(
         agent=text,
         caller=describe(segment.caller) if segment.caller is not None else None,

@@ -40,6 +40,7 @@ from agent.voice.listener import (
     ListenerEvent,
     NoInput,
     SpeechStarted,
+    TentativeTranscript,
     TurnListener,
 )
 from agent.voice.speaker import CallSpeaker
@@ -99,7 +100,8 @@ class VoiceServices:
         asr = self.config.asr
         return SegmenterSettings(
             endpoint_silence_seconds=asr.endpoint_silence_ms / 1000,
-            speculative_silence_seconds=min(0.1, asr.endpoint_silence_ms / 1000),
+            speculative_silence_seconds=min(asr.speculative_silence_ms, asr.endpoint_silence_ms)
+            / 1000,
             no_input_timeout_seconds=asr.no_input_timeout_seconds,
             max_utterance_seconds=asr.max_utterance_seconds,
         )
@@ -238,6 +240,8 @@ class VoiceCall:
                     continue
                 item = getter.result()
                 talking = speaking is not None and not speaking.done()
+                if isinstance(item, TentativeTranscript) and self.session is not None:
+                    self.session.anticipate(item.text)
                 if isinstance(item, SpeechStarted) and talking and self.config.tts.barge_in:
                     self._speaker.stop()
                     log.debug("call %s: barge-in", self.call_id)
@@ -362,6 +366,8 @@ class VoiceCall:
                 "dialog_ms": span(heard.transcribed_at, replied_at),
                 "tts_first_ms": span(replied_at, first_audio),
                 "speculative": heard.speculative,
+                "nlu_early": self.session.parsed_early,
+                "asr_runs": heard.asr_runs,
                 "audio_seconds": round(heard.audio_seconds, 2),
             },
         )

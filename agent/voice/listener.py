@@ -4,7 +4,9 @@ Per 20 ms frame: WebRTC VAD → ``UtteranceSegmenter``; the utterance's frames (
 pre-roll, so the first syllable is not lost to the start debounce) are kept, and Whisper runs
 in a worker thread (``asyncio.to_thread``), never on the loop or the media thread:
 
-- ``SILENCE_STARTED``: transcription starts speculatively on the audio so far;
+- ``SILENCE_STARTED``: transcription starts speculatively on the audio so far; if it is done
+  while the caller is still silent, ``TentativeTranscript`` says what the turn will most
+  likely be (so intent parsing can start before the endpoint);
 - ``SPEECH_RESUMED``: that result will be thrown away;
 - ``SPEECH_END``/``MAX_UTTERANCE``: the speculative result is used if the caller did not
   speak again, else the whole utterance is transcribed now.
@@ -64,6 +66,18 @@ class CallerTurn:
     """Whether the transcription started during the endpoint wait was used."""
     cut_off: bool = False
     """The caller hit ``max_utterance_seconds``."""
+    asr_runs: int = 1
+    """Transcriptions started for the utterance: 1, plus one per pause the caller spoke on
+    after (speculative work thrown away)."""
+
+
+@dataclass(frozen=True)
+class TentativeTranscript:
+    """The speculative transcript of the utterance in progress, ready before its endpoint.
+
+    It becomes the ``CallerTurn``'s text unless the caller speaks again first."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,7 @@ class HearingFailed:
     detail: str
 
 
-ListenerEvent = SpeechStarted | CallerTurn | NoInput | HearingFailed
+ListenerEvent = SpeechStarted | TentativeTranscript | CallerTurn | NoInput | HearingFailed
 
 
 @dataclass
@@ -87,6 +101,8 @@ class _Utterance:
     last_voice_at: float
     speculative: asyncio.Future[Transcript] | None = None
     speculative_frames: int = 0
+    runs: int = 0
+    """Transcriptions started for this utterance (speculative ones included)."""
 
 
 class TurnListener:
@@ -154,8 +170,11 @@ class TurnListener:
             self._preroll.clear()
             self.emit(SpeechStarted(arrived))
         elif event is SegmenterEvent.SILENCE_STARTED and utterance is not None:
-            utterance.speculative = self._transcribe(utterance.frames)
+            speculative = self._transcribe(utterance.frames)
+            utterance.runs += 1
+            utterance.speculative = speculative
             utterance.speculative_frames = len(utterance.frames)
+            speculative.add_done_callback(lambda done: self._tentative(utterance, done))
         elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
             if utterance.speculative is not None:
                 utterance.speculative.cancel()  # dropped if still queued; else ignored
@@ -179,10 +198,21 @@ class TurnListener:
         self._keep(future)
         return future
 
+    def _tentative(self, utterance: _Utterance, done: asyncio.Future[Transcript]) -> None:
+        """A speculative run finished: announce its text if the caller is still silent."""
+        current = self._utterance is utterance and utterance.speculative is done
+        if current and not done.cancelled() and done.exception() is None:
+            text = done.result().text
+            if text.strip():
+                self.emit(TentativeTranscript(text))
+
     def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
         endpoint_at = time.monotonic()
         speculative = utterance.speculative if not cut_off else None
-        transcription = speculative or self._transcribe(utterance.frames)
+        transcription = speculative
+        if transcription is None:
+            transcription = self._transcribe(utterance.frames)
+            utterance.runs += 1
         previous = self._previous
 
         async def deliver() -> None:
@@ -204,6 +234,7 @@ class TurnListener:
                     asr_seconds=transcript.compute_seconds,
                     speculative=speculative is not None,
                     cut_off=cut_off,
+                    asr_runs=utterance.runs,
                 )
             )
 
