@@ -81,7 +81,8 @@ class SegmenterSettings:
 
     0 fires on the first silent chunk, i.e. in nearly every gap between words (WebRTC VAD marks
     many frames inside words as non-speech), wasting a transcription each time; 0.1 s skips
-    most of those and still leaves ~0.15 s of the endpoint wait for the speculative ASR."""
+    most of those. Calls use ``[asr] speculative_silence_ms`` (40 ms): measured on live
+    calls, 2 of 10 turns then had one thrown-away run, and Whisper is ready ~85 ms sooner."""
 
     max_utterance_seconds: float = 15.0
     """Longest utterance, from its first speech chunk; longer ones are cut off."""
