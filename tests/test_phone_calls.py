@@ -75,8 +75,8 @@ class CsrQueue:
 def call_args(agent: PhoneAgent, caller: str, *turns: str) -> list[str]:
     """`voice-agent test-call` dialling ``agent`` as ``caller`` with these turns.
 
-    The agent listens with tiny.en (fast); what it said is transcribed with base, the more
-    accurate model, because the tests assert on those words."""
+    The agent listens with tiny.en; what it said is transcribed with base, the more accurate
+    model, because the tests assert on those words."""
     args = [VOICE_AGENT, "--config", str(agent.config), "test-call", "--to", agent.uri,
             "--from", caller, "--asr-model", "base", "--json"]  # fmt: skip
     for turn in turns:
