@@ -37,10 +37,10 @@ class EarlyParses:
         """The parse of ``text``: the one started early if it was for this text, else now.
 
         Errors are the parser's own (``NluUnavailableError``), early or not."""
-        task, early = self._task, self._text == text
+        task, guessed = self._task, self._text
         self._task, self._text = None, None
-        self.last_was_early = task is not None and early
-        if task is not None and early:
+        self.last_was_early = task is not None and guessed == text
+        if task is not None and self.last_was_early:
             return await task
         if task is not None:
             task.cancel()

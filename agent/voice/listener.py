@@ -100,7 +100,6 @@ class _Utterance:
     frames: list[bytes]
     last_voice_at: float
     speculative: asyncio.Future[Transcript] | None = None
-    speculative_frames: int = 0
     runs: int = 0
     """Transcriptions started for this utterance (speculative ones included)."""
 
@@ -170,10 +169,8 @@ class TurnListener:
             self._preroll.clear()
             self.emit(SpeechStarted(arrived))
         elif event is SegmenterEvent.SILENCE_STARTED and utterance is not None:
-            speculative = self._transcribe(utterance.frames)
-            utterance.runs += 1
+            speculative = self._transcribe(utterance)
             utterance.speculative = speculative
-            utterance.speculative_frames = len(utterance.frames)
             speculative.add_done_callback(lambda done: self._tentative(utterance, done))
         elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
             if utterance.speculative is not None:
@@ -191,8 +188,10 @@ class TurnListener:
                 self._utterance = None
                 self._finish(utterance, cut_off=event is SegmenterEvent.MAX_UTTERANCE)
 
-    def _transcribe(self, frames: list[bytes]) -> asyncio.Future[Transcript]:
-        samples = np.frombuffer(b"".join(frames), dtype="<i2")
+    def _transcribe(self, utterance: _Utterance) -> asyncio.Future[Transcript]:
+        """Whisper on the utterance so far, in the executor (counted in ``runs``)."""
+        utterance.runs += 1
+        samples = np.frombuffer(b"".join(utterance.frames), dtype="<i2")
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, self.transcriber.transcribe, samples)
         self._keep(future)
@@ -209,10 +208,7 @@ class TurnListener:
     def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
         endpoint_at = time.monotonic()
         speculative = utterance.speculative if not cut_off else None
-        transcription = speculative
-        if transcription is None:
-            transcription = self._transcribe(utterance.frames)
-            utterance.runs += 1
+        transcription = speculative or self._transcribe(utterance)
         previous = self._previous
 
         async def deliver() -> None:
