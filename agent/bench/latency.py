@@ -11,7 +11,7 @@ do not transcribe the agent (``--no-transcript``): that would compete with the a
 same cores while other calls are still talking.
 
     python -m agent.bench.latency [--models tiny.en base] [--concurrency 1 4] [--rounds 3]
-                                  [--stagger SECONDS]
+                                  [--stagger SECONDS] [--turns-json FILE]
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         help="start concurrent calls this far apart (default 0: all at once, every caller "
         "speaking at the same moment, the worst case for the shared workers)",
     )  # fmt: skip
+    parser.add_argument(
+        "--turns-json", type=Path, metavar="FILE",
+        help="also write every turn's timing record (one JSON object per line) to FILE",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     print(f"machine: {describe()}", flush=True)
     results: list[Result] = []
@@ -87,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(result)
     print()
     print(markdown_table(results))
+    if args.turns_json:
+        with args.turns_json.open("w") as out:
+            for r in results:
+                for turn in r.turns:
+                    out.write(json.dumps({"model": r.model, "calls": r.concurrency, **turn}) + "\n")
     return 0
 
 
