@@ -7,6 +7,7 @@ SIGTERM/SIGINT, then lets each call end with a short goodbye and exits 0.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import os
 import signal
@@ -19,11 +20,14 @@ from agent.nlu.server import ManagedNluServer
 from agent.sip.endpoint import SipEndpoint
 from agent.voice.call import VoiceServices
 from agent.voice.server import VoiceServer, build_voice_services
+from agent.watchdog import sd_notify
 
 log = logging.getLogger(__name__)
 
 
 def run_service(config: Config) -> int:
+    faulthandler.enable(all_threads=True)  # a crash or the watchdog's SIGABRT: every stack
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: the same, running on
     services = build_voice_services(config)  # fail early (models) before starting Rasa
     with ManagedNluServer(config.nlu):
         asyncio.run(_serve(config, services))
@@ -48,11 +52,17 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
+def _stopping(stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        sd_notify("STOPPING=1")
+    stop.set()
+
+
 async def _serve(config: Config, services: VoiceServices) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, _stopping, stop)
     background = BackgroundServices(config, services.outbox)
     await background.start()
     try:
@@ -78,4 +88,5 @@ async def _answer_calls(
             f"ASR {config.asr.model}, pay pages on {web_url}. Stop with Ctrl-C or SIGTERM.",
             flush=True,
         )
+        sd_notify("READY=1")
     await serving

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -122,22 +126,46 @@ def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str
     port, web_port = free_udp_port(), free_port()
     extra = f'[sip]\nport = {port}\n[web]\nport = {web_port}\n[asr]\nmodel = "tiny.en"\n'
     config = write_config(tmp_path / "agent.toml", nlu_url, tmp_path / "agent.db", extra)
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # as systemd's notify socket
+    systemd.bind(str(tmp_path / "notify"))
+    systemd.settimeout(30)
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
     service = subprocess.Popen(
         [VOICE_AGENT, "--config", str(config), "run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert service.stdout is not None
     banner = service.stdout.readline()
+    notified: list[bytes] = []
     try:
         health = httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=10) if banner else None
+        notified += [systemd.recv(64), systemd.recv(64), systemd.recv(64)]
+        service.send_signal(signal.SIGUSR1)  # an admin asks where every thread is
+        time.sleep(1)
     finally:
         service.send_signal(signal.SIGTERM)
-
     assert service.wait(timeout=60) == 0
+    notified += _drain(systemd)
+    systemd.close()
+    assert service.stderr is not None
+    stacks = service.stderr.read()
+
     assert banner.startswith("voice-agent ready for Maple Leaf Home Services")
     assert f"answering SIP on udp 127.0.0.1:{port}" in banner
     assert f"pay pages on http://127.0.0.1:{web_port}" in banner
     assert health is not None and health.json() == {"status": "ok", "database": "ok"}
+    assert b"READY=1" in notified[:2] and b"WATCHDOG=1" in notified[:3]
+    assert notified.count(b"STOPPING=1") == 1
+    assert "agent/sip/endpoint.py" in stacks, "SIGUSR1 shows the pjsua2 thread's stack"
+
+
+def _drain(sock: socket.socket) -> list[bytes]:
+    sock.settimeout(0.5)
+    messages = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            messages.append(sock.recv(64))
+    return messages
 
 
 def test_run_without_nlu_and_manage_off_says_how_to_fix(tmp_path: Path) -> None:

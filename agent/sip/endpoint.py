@@ -98,6 +98,8 @@ class SipEndpoint:
         self._audio: dict[int, CallAudio] = {}
         self.refused_calls = 0
         """INVITEs refused by the policy (403/486) since start."""
+        self.pumped_at = time.monotonic()
+        """When the pjsua2 thread last went round its event pump (the watchdog's heartbeat)."""
         # pjsua2 thread only:
         self._ep: Any = None
         self._account: Any = None
@@ -147,6 +149,11 @@ class SipEndpoint:
         await self._submit(lambda: self._call(call_id).xfer(target, _op(0)))
 
     @property
+    def thread(self) -> threading.Thread | None:
+        """The pjsua2 thread (None before ``start`` and after ``stop``)."""
+        return self._thread
+
+    @property
     def active_calls(self) -> int:
         """Calls announced to asyncio and not yet ended."""
         return len(self._audio)
@@ -178,6 +185,7 @@ class SipEndpoint:
         ready.set_result(port)
         try:
             while self._running:
+                self.pumped_at = time.monotonic()
                 self._ep.libHandleEvents(_POLL_MS)
                 self._commands.drain()
                 self._reap()

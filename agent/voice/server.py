@@ -29,6 +29,7 @@ from agent.sms.outbox import Outbox
 from agent.tts import PiperSynthesizer, PromptCache
 from agent.voice.call import VoiceCall, VoiceServices
 from agent.voice.speaker import reply_chunks
+from agent.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class VoiceServer:
     async def serve(self, stop: asyncio.Event) -> None:
         await self.endpoint.start()
         self.ready.set()
+        endpoint = self.endpoint
+        watchdog = Watchdog("pjsua2", lambda: endpoint.pumped_at, lambda: endpoint.thread)
+        watching = asyncio.create_task(watchdog.run())
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await self._dispatch_until(stopping)
@@ -123,6 +127,7 @@ class VoiceServer:
                 await asyncio.wait_for(self._dispatch_until(grace), SHUTDOWN_GRACE_SECONDS)
         finally:
             stopping.cancel()
+            watching.cancel()
             await self.endpoint.stop()  # hangs up whatever is left
             for task in self._tasks.values():
                 task.cancel()
