@@ -17,7 +17,12 @@ import pytest
 
 from agent.asr import AsrError
 from agent.asr.models import whisper_model_dir
-from agent.asr.whisper import FasterWhisperTranscriber, is_repetitive, normalize_words
+from agent.asr.whisper import (
+    MIN_WINDOW_FRAMES,
+    FasterWhisperTranscriber,
+    is_repetitive,
+    normalize_words,
+)
 from agent.audio.convert import Int16Array, telephone_round_trip
 from agent.audio.format import SAMPLE_RATE
 from agent.tts import PiperSynthesizer
@@ -48,8 +53,10 @@ def phone_clips() -> dict[str, Int16Array]:
 @pytest.fixture(scope="module", params=["tiny.en", "base"])
 def transcriber(request: pytest.FixtureRequest, cache_dir: Path) -> FasterWhisperTranscriber:
     name: str = request.param
-    return FasterWhisperTranscriber(
-        whisper_model_dir(name, cache_dir), english_only=name == "tiny.en"
+    return FasterWhisperTranscriber(  # with the window the agent uses for this model
+        whisper_model_dir(name, cache_dir),
+        english_only=name == "tiny.en",
+        min_window_frames=MIN_WINDOW_FRAMES[name],
     )
 
 

@@ -9,7 +9,7 @@ The direct path (``transcribe``)
 faster-whisper's ``transcribe()`` pads every input to 30 s (3000 log-mel frames), so a 1 s
 "yes" costs as much encoder time as a 30 s monologue. Whisper's encoder accepts fewer frames,
 so ``transcribe`` computes the log-mel features of the turn only, padded with digital silence
-to a window of ``window_frames`` (at least ``min_window_frames``, 1000 = 10 s by default), runs
+to a window of ``window_frames`` (at least ``min_window_frames``: ``MIN_WINDOW_FRAMES``), runs
 ``model.encode`` on that window and ``model.generate`` with the English start-of-transcript
 prompt and ``<|notimestamps|>``, greedy (or ``beam_size``), with the token count bounded by the
 turn's length. Measured on 40 Piper-voiced phone clips (20 caller phrases at two speaking
@@ -20,6 +20,11 @@ rates, 8 kHz μ-law), against faster-whisper's own ``transcribe()`` on the same 
   right that's right", "can I talk to a person can I") or a lost last word; with 1000 frames
   on 5 (base: 3, where the direct path was the more accurate one), one of them a loop that
   the retry below catches.
+- base tolerates a shorter window than tiny.en. On 72 phone clips (24 caller phrases in
+  Piper's voice and in espeak-ng's at two speeds; 360 words) base made 114/115/114/120 word
+  errors at 600/700/800/1000 frames with no full-window retry from 700 up, and its compute
+  p50 fell from 244 ms (1000) to 131 ms (700); tiny.en made 92/101/105/99 errors but needed
+  8/2/1/0 retries, so it keeps 1000 (``python -m agent.bench.window``).
 - padding the *audio* with zeros before computing features beats padding the *features* with
   zeros (what faster-whisper does up to 3000 frames): with feature padding at 500 frames 31 of
   60 tiny.en clips looped. The log-mel floor of real silence is what Whisper saw in training
@@ -87,6 +92,9 @@ SILENCE_HALLUCINATIONS = frozenset(
     }
 )
 """Normalised texts Whisper makes up on silence or noise; dropped unless it is sure of speech."""
+
+MIN_WINDOW_FRAMES = {"tiny.en": 1000, "base": 700}
+"""The smallest encoder window per packaged model, measured (see the module docstring)."""
 
 _MAX_TOKENS = 448
 _WORD = re.compile(r"[a-z0-9']+")
@@ -217,6 +225,7 @@ class FasterWhisperTranscriber:
             beam_size=settings.beam_size,
             hotwords=settings.hotwords,
             cpu_threads=cpu_threads,
+            min_window_frames=MIN_WINDOW_FRAMES[settings.model],
         )
 
     def _build_prompt(self) -> list[int]:
