@@ -7,6 +7,7 @@ joined directory (reused, repaired when truncated). No mocks; nothing is downloa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
@@ -79,6 +80,33 @@ def test_standard_path_gives_the_same_words(
         standard = transcriber.transcribe_standard(clip)
         assert normalize_words(direct.text) == normalize_words(standard.text)
         assert standard.encoder_frames == 3000
+
+
+@pytest.mark.parametrize(("loops_below", "expected_window"), [(1500, 1500), (3000, 3000)])
+def test_a_looping_result_is_decoded_again_from_wider_windows(
+    transcriber: FasterWhisperTranscriber,
+    phone_clips: dict[str, Int16Array],
+    monkeypatch: pytest.MonkeyPatch,
+    loops_below: int,
+    expected_window: int,
+) -> None:
+    """Whisper loops on some short windows ("no no no no"); a wider one is then tried."""
+    real_decode = transcriber._decode
+    windows: list[int] = []
+
+    def decode(features: np.ndarray, max_new_tokens: int) -> object:  # type: ignore[type-arg]
+        windows.append(features.shape[-1])
+        heard = real_decode(features, max_new_tokens)
+        if features.shape[-1] < loops_below:  # as Whisper does on an unlucky window
+            return dataclasses.replace(heard, text="the second one the second one")
+        return heard
+
+    monkeypatch.setattr(transcriber, "_decode", decode)
+    heard = transcriber.transcribe(phone_clips["the second one"])
+    first = transcriber.window_frames(phone_clips["the second one"].size)
+    assert windows == [first, 1500, 3000][: windows.index(expected_window) + 1]
+    assert heard.encoder_frames == expected_window
+    assert normalize_words(heard.text) == "the second one"
 
 
 def _noise(seconds: float, dbfs: float, seed: int) -> Int16Array:
