@@ -197,6 +197,42 @@ def test_call_carries_audio_both_ways_dtmf_and_hangup(tmp_path: Path) -> None:
     assert port_is_free(port)
 
 
+@pytest.mark.timeout(120)
+def test_calls_one_after_another_reuse_one_audio_port_without_crosstalk(tmp_path: Path) -> None:
+    """Call ports are reused, never deleted mid-run (deleting one crashed the bridge, see
+    ``PortPool``): each call must still hear only its own caller and send only its own audio."""
+    pitches = [(440, 1000), (600, 1400), (800, 1800)]  # (caller's tone, agent's tone) per call
+
+    async def body() -> tuple[list[tuple[list[bytes], Path]], int]:
+        endpoint = SipEndpoint(SipSettings(listen_address="127.0.0.1", port=0, max_calls=2))
+        await endpoint.start()
+        calls = []
+        try:
+            for k, (caller_hz, agent_hz) in enumerate(pitches):
+                says, heard = tmp_path / f"says{k}.wav", tmp_path / f"heard{k}.wav"
+                write_wav(says, tone(caller_hz, 1.0))
+                frames: list[bytes] = []
+                peer = asyncio.ensure_future(
+                    run_peer(endpoint.bound_port, "--from", "+14165550123", "--play", str(says),
+                             "--record", str(heard), "--seconds", "2.0")
+                )  # fmt: skip
+                await answer_and_talk(endpoint, tone(agent_hz, 1.2).tobytes(), frames)
+                await peer
+                calls.append((frames, heard))
+            return calls, endpoint.audio_ports
+        finally:
+            await endpoint.stop()
+
+    calls, ports = run_async(body, timeout=100)
+
+    assert ports == 1, "one port served all three calls"
+    for (frames, heard), (caller_hz, agent_hz) in zip(calls, pitches, strict=True):
+        got = np.frombuffer(b"".join(frames), "<i2")
+        assert abs(dominant_hz(got, RATE) - caller_hz) < 15
+        recorded, rate = read_wav(heard)
+        assert abs(dominant_hz(recorded, rate) - agent_hz) < 15
+
+
 @pytest.mark.timeout(90)
 def test_busy_above_max_calls_pai_caller_id_and_stop_with_live_call() -> None:
     pai = "<sip:+14165550199;verstat=TN-Validation-Passed@127.0.0.1;user=phone>"

@@ -164,8 +164,9 @@ def measure(agent: Agent, result: Result, rounds: int, stagger: float = 0.0) -> 
                     if proc.returncode != 0 or final is None or final.get("outcome") is None:
                         result.failed_calls += 1
                         print(f"  a call failed (exit {proc.returncode}): {err[-600:]}")
-                        log = (agent.folder / "agent.log").read_text(errors="replace")
-                        print("  the agent's log ends:\n" + log[-2000:], flush=True)
+                        print(agent_trouble(agent), flush=True)
+                        if agent.process.poll() is not None:
+                            raise SystemExit("the agent died: no more calls can be measured")
                     if final and final.get("sip_call_id"):
                         call_ids.append(final["sip_call_id"])
     finally:
@@ -176,6 +177,17 @@ def measure(agent: Agent, result: Result, rounds: int, stagger: float = 0.0) -> 
         result.cpu_percent = 100 * (last.cpu_seconds - first.cpu_seconds) / (t1 - t0)
         result.rss_max_mb = max(s.rss_bytes for _, s in samples) / 2**20
     _read_events(agent, call_ids, result)
+
+
+def agent_trouble(agent: Agent) -> str:
+    """What the agent's side says about a failed call: its exit status if it died (with the
+    fatal error and every thread's stack that ``faulthandler`` wrote), else its log's end."""
+    log = (agent.folder / "agent.log").read_text(errors="replace")
+    status = agent.process.poll()
+    if status is None:
+        return "  the agent is running; its log ends:\n" + log[-2000:]
+    fatal = log.find("Fatal Python error")
+    return f"  the agent exited with status {status}; its log:\n" + log[max(0, fatal) :][:12000]
 
 
 def _dial(agent: Agent, caller: str, turns: tuple[str, ...]) -> subprocess.Popen[str]:

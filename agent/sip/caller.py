@@ -38,7 +38,7 @@ from agent.sip.caller_events import (
     TransferEnded,
     TransferRequested,
 )
-from agent.sip.media import CallAudio, CallAudioPort
+from agent.sip.media import CallAudio, CallAudioPort, PortPool
 from agent.sip.pjlog import console_level, stdout_redirected
 from agent.sip.pjthread import (
     CommandQueue,
@@ -89,6 +89,7 @@ class SipCaller:
         self._main: _Call | None = None
         self._transfer: _Call | None = None
         self._port: CallAudioPort | None = None
+        self._port_pool = PortPool()
         self._hanging_up = False
         self._transfer_answered = False
 
@@ -232,7 +233,7 @@ class SipCaller:
         ):
             self._ep.libHandleEvents(_POLL_MS)
         self._commands.fail_pending(CallerError("the SIP caller stopped"))
-        self._port = None
+        self._port = None  # still in the pool: destroying it could crash the bridge
         self._main = self._transfer = None
         collect_before_destroy()
         self._destroy()
@@ -244,6 +245,7 @@ class SipCaller:
         if self._ep is not None:
             self._ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
             self._ep = None
+        self._port_pool.abandon()
 
     # --- pjsua2 callbacks (pjsua2 thread) ----------------------------------------------
     def on_state(self, call: _Call) -> None:
@@ -270,8 +272,7 @@ class SipCaller:
             if media.type != pj.PJMEDIA_TYPE_AUDIO or media.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                 continue
             if self._port is None:
-                self._port = CallAudioPort(self.audio)
-                self._port.create("caller")
+                self._port = self._port_pool.take(self.audio, "caller")
             remote = call.getAudioMedia(index)
             remote.startTransmit(self._port)
             self._port.startTransmit(remote)

@@ -34,7 +34,7 @@ from agent.sip.events import (
     SipEvent,
     TransferStatus,
 )
-from agent.sip.media import CallAudio, CallAudioPort
+from agent.sip.media import CallAudio, CallAudioPort, PortPool
 from agent.sip.pjlog import stdout_redirected
 from agent.sip.pjthread import CommandQueue, collect_before_destroy, configure_media, guarded
 from agent.sip.policy import caller_identity, check_incoming, host_of
@@ -105,6 +105,7 @@ class SipEndpoint:
         self._account: Any = None
         self._calls: dict[int, _Call] = {}
         self._ports: dict[int, CallAudioPort] = {}
+        self._port_pool = PortPool()
         self._announced: set[int] = set()
         self._finished: list[int] = []
 
@@ -152,6 +153,11 @@ class SipEndpoint:
     def thread(self) -> threading.Thread | None:
         """The pjsua2 thread (None before ``start`` and after ``stop``)."""
         return self._thread
+
+    @property
+    def audio_ports(self) -> int:
+        """Conference-bridge ports created so far; reused call after call (``PortPool``)."""
+        return self._port_pool.created
 
     @property
     def active_calls(self) -> int:
@@ -237,7 +243,7 @@ class SipEndpoint:
             call_id = self._finished.pop()
             port = self._ports.pop(call_id, None)
             if port is not None:
-                del port
+                self._port_pool.give_back(port)
             self._calls.pop(call_id, None)
 
     def _teardown(self) -> None:
@@ -250,6 +256,8 @@ class SipEndpoint:
         for call_id in list(self._audio):
             self._end(call_id, "shutdown")
         self._reap()
+        for port in self._ports.values():
+            self._port_pool.give_back(port)
         self._ports.clear()
         self._calls.clear()
         self._commands.fail_pending(SipSetupError("the SIP endpoint stopped"))
@@ -267,6 +275,7 @@ class SipEndpoint:
             # unregistered above, so skip pjsua's network wind-down: it sleeps ~1 s otherwise.
             self._ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
             self._ep = None
+        self._port_pool.abandon()
 
     # --- pjsua2 callbacks (pjsua2 thread, except DTMF on the media thread) -------------
     def on_incoming(self, prm: Any) -> None:
@@ -314,8 +323,7 @@ class SipEndpoint:
             port = self._ports.get(call_id)
             first = port is None
             if port is None:
-                port = CallAudioPort(audio)
-                port.create(f"call{call_id}")
+                port = self._port_pool.take(audio, f"call{call_id}")
                 self._ports[call_id] = port
             remote.startTransmit(port)
             port.startTransmit(remote)

@@ -9,7 +9,8 @@
 
 ``deque.append``/``popleft`` are atomic under the GIL, so no lock is held on the bridge
 thread. ``CallAudioPort`` is the pjsua2 ``AudioMediaPort`` whose two callbacks do nothing
-but that copy; it is created, connected and deleted on the pjsua2 thread only.
+but that copy; it is created and connected on the pjsua2 thread only, and reused from a
+``PortPool`` rather than deleted (see there why).
 """
 
 from __future__ import annotations
@@ -165,12 +166,25 @@ class CallAudio:
             self._loop.call_soon_threadsafe(self._wake.set)
 
 
+class _NoAudio:
+    """What a spare port copies to and from: nothing (silence out, frames in dropped)."""
+
+    def push_received(self, frame: bytes) -> None:
+        del frame
+
+    def pop_outgoing(self) -> bytes:
+        return _SILENCE
+
+
+_NO_AUDIO = _NoAudio()
+
+
 class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
     """Bridge port of one call: copies frames to/from its ``CallAudio``, nothing more."""
 
     def __init__(self, audio: CallAudio) -> None:
         super().__init__()
-        self._audio = audio
+        self._audio: CallAudio | _NoAudio = audio
         self._silence = bytes_to_vector(_SILENCE)
 
     def create(self, name: str) -> None:
@@ -179,6 +193,10 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         fmt.type = pj.PJMEDIA_TYPE_AUDIO
         fmt.init(pj.PJMEDIA_FORMAT_PCM, SAMPLE_RATE, 1, FRAME_MS * 1000, 16)
         self.createPort(name, fmt)
+
+    def attach(self, audio: CallAudio | _NoAudio) -> None:
+        """Copy to and from ``audio`` from the next frame on (one attribute store: atomic)."""
+        self._audio = audio
 
     def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 (pjsua2 name)
         if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO:
@@ -189,3 +207,49 @@ class CallAudioPort(pj.AudioMediaPort):  # type: ignore[misc]
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = self._silence if data is _SILENCE else bytes_to_vector(data)
         frame.size = FRAME_BYTES
+
+
+class PortPool:
+    """Call ports that are reused, never destroyed while the bridge runs (pjsua2 thread only).
+
+    Since pjproject 2.15 the conference bridge removes a port asynchronously, on its clock
+    thread, after ``pjmedia_conf_remove_port`` has returned; deleting a pjsua2
+    ``AudioMediaPort`` frees the port's memory at once, so the clock thread can then use
+    freed memory (pjproject pull request #4200, "Fixed AudioMediaPort use after free"). Here
+    that crashed the agent with a segmentation fault about once in a few dozen calls, and
+    corrupted the test caller's heap. So a port whose call ended goes back to the pool,
+    copying nothing, and serves the next call; after ``libDestroy`` the pool is
+    ``abandon``-ed: the proxies are dropped without running the C++ destructor.
+    """
+
+    def __init__(self) -> None:
+        self._spare: list[CallAudioPort] = []
+        self._all: list[CallAudioPort] = []
+
+    @property
+    def created(self) -> int:
+        """Ports registered with the bridge so far (the most calls that were live at once)."""
+        return len(self._all)
+
+    def take(self, audio: CallAudio, name: str) -> CallAudioPort:
+        """A port copying to/from ``audio``: a spare one, or a new one registered as ``name``."""
+        if self._spare:
+            port = self._spare.pop()
+            port.attach(audio)
+            return port
+        port = CallAudioPort(audio)
+        port.create(name)
+        self._all.append(port)
+        return port
+
+    def give_back(self, port: CallAudioPort) -> None:
+        """The call ended (its media, and so the port's connections, are gone)."""
+        port.attach(_NO_AUDIO)
+        self._spare.append(port)
+
+    def abandon(self) -> None:
+        """After ``libDestroy``: forget every port without destroying it (see above)."""
+        for port in self._all:
+            port.thisown = False
+        self._spare.clear()
+        self._all.clear()

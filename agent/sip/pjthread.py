@@ -93,13 +93,13 @@ def configure_media(cfg: Any) -> None:
 def collect_before_destroy() -> None:
     """Free unreachable pjsua2 proxies now, on the pjsua2 thread, before ``libDestroy``.
 
-    A call or port caught in a reference cycle is otherwise freed whenever (and on whichever
-    thread) Python's cycle collector next runs — after ``libDestroy``, its C++ destructor then
-    works on freed pjsua memory ("double free or corruption"). Proxies still reachable here
-    are a leak in our code: logged.
+    A call caught in a reference cycle is otherwise freed whenever (and on whichever thread)
+    Python's cycle collector next runs — after ``libDestroy``, its C++ destructor then works
+    on freed pjsua memory ("double free or corruption"). Calls still reachable here are a
+    leak in our code: logged. (Audio ports are kept on purpose: see ``media.PortPool``.)
     """
     gc.collect()
-    alive = [o for o in gc.get_objects() if isinstance(o, pj.Call | pj.AudioMediaPort)]
+    alive = [o for o in gc.get_objects() if isinstance(o, pj.Call)]
     if alive:
         names = sorted({type(o).__name__ for o in alive})
         log.warning("%d pjsua2 objects still referenced at shutdown: %s", len(alive), names)
