@@ -225,11 +225,8 @@ class PortPool:
     def __init__(self) -> None:
         self._spare: list[CallAudioPort] = []
         self._all: list[CallAudioPort] = []
-
-    @property
-    def created(self) -> int:
-        """Ports registered with the bridge so far (the most calls that were live at once)."""
-        return len(self._all)
+        self.created = 0
+        """Ports registered with the bridge so far: about the most calls live at once."""
 
     def take(self, audio: CallAudio, name: str) -> CallAudioPort:
         """A port copying to/from ``audio``: a spare one, or a new one registered as ``name``."""
@@ -240,6 +237,7 @@ class PortPool:
         port = CallAudioPort(audio)
         port.create(name)
         self._all.append(port)
+        self.created += 1
         return port
 
     def give_back(self, port: CallAudioPort) -> None:
