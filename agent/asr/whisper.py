@@ -22,9 +22,11 @@ rates, 8 kHz μ-law), against faster-whisper's own ``transcribe()`` on the same 
   the retry below catches.
 - base tolerates a shorter window than tiny.en. On 72 phone clips (24 caller phrases in
   Piper's voice and in espeak-ng's at two speeds; 360 words) base made 114/115/114/120 word
-  errors at 600/700/800/1000 frames with no full-window retry from 700 up, and its compute
-  p50 fell from 244 ms (1000) to 131 ms (700); tiny.en made 92/101/105/99 errors but needed
-  8/2/1/0 retries, so it keeps 1000 (``python -m agent.bench.window``).
+  errors at 600/700/800/1000 frames with no wider-window retry from 700 up, and its compute
+  p50 fell from 244 ms (1000) to 131-182 ms (700-800); tiny.en made 92/101/105/99 errors but
+  needed 8/2/1/0 retries, so it keeps 1000 (``python -m agent.bench.window``). base takes 800:
+  in live calls one turn (a caller who paused mid-phrase and went on) looped at 700 and at
+  800 alike, and the 1500-frame retry below got it right.
 - padding the *audio* with zeros before computing features beats padding the *features* with
   zeros (what faster-whisper does up to 3000 frames): with feature padding at 500 frames 31 of
   60 tiny.en clips looped. The log-mel floor of real silence is what Whisper saw in training
@@ -94,7 +96,7 @@ SILENCE_HALLUCINATIONS = frozenset(
 )
 """Normalised texts Whisper makes up on silence or noise; dropped unless it is sure of speech."""
 
-MIN_WINDOW_FRAMES = {"tiny.en": 1000, "base": 700}
+MIN_WINDOW_FRAMES = {"tiny.en": 1000, "base": 800}
 """The smallest encoder window per packaged model, measured (see the module docstring)."""
 
 RETRY_WINDOWS = (1500, FULL_WINDOW_FRAMES)

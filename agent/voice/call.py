@@ -368,6 +368,7 @@ class VoiceCall:
                 "speculative": heard.speculative,
                 "nlu_early": self.session.parsed_early,
                 "asr_runs": heard.asr_runs,
+                "asr_frames": heard.asr_frames,
                 "audio_seconds": round(heard.audio_seconds, 2),
             },
         )

@@ -69,6 +69,8 @@ class CallerTurn:
     asr_runs: int = 1
     """Transcriptions started for the utterance: 1, plus one per pause the caller spoke on
     after (speculative work thrown away)."""
+    asr_frames: int = 0
+    """Encoder window of the transcription used (wider than the turn's own: Whisper looped)."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ class TurnListener:
                     speculative=speculative is not None,
                     cut_off=cut_off,
                     asr_runs=utterance.runs,
+                    asr_frames=transcript.encoder_frames,
                 )
             )
 
