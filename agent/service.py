@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def run_service(config: Config) -> int:
     faulthandler.enable(all_threads=True)  # a crash or the watchdog's SIGABRT: every stack
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: the same, running on
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: the same, and it runs on
     services = build_voice_services(config)  # fail early (models) before starting Rasa
     with ManagedNluServer(config.nlu):
         asyncio.run(_serve(config, services))

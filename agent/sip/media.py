@@ -225,8 +225,11 @@ class PortPool:
     def __init__(self) -> None:
         self._spare: list[CallAudioPort] = []
         self._all: list[CallAudioPort] = []
-        self.created = 0
+
+    @property
+    def created(self) -> int:
         """Ports registered with the bridge so far: about the most calls live at once."""
+        return len(self._all)
 
     def take(self, audio: CallAudio, name: str) -> CallAudioPort:
         """A port copying to/from ``audio``: a spare one, or a new one registered as ``name``."""
@@ -237,7 +240,6 @@ class PortPool:
         port = CallAudioPort(audio)
         port.create(name)
         self._all.append(port)
-        self.created += 1
         return port
 
     def give_back(self, port: CallAudioPort) -> None:
@@ -246,8 +248,7 @@ class PortPool:
         self._spare.append(port)
 
     def abandon(self) -> None:
-        """After ``libDestroy``: forget every port without destroying it (see above)."""
+        """After ``libDestroy``: let every port go without destroying it (see above)."""
         for port in self._all:
             port.thisown = False
         self._spare.clear()
-        self._all.clear()
