@@ -424,6 +424,12 @@ class AsrSettings:
     beam_size: int = field(default=1, metadata=between(1, 5))
     """Decoding beam width; 1 is fastest."""
 
+    workers: int = field(default=0, metadata=between(0, 16))
+    """Turns transcribed at once, each on one CPU thread; 0 = one per core, at most 4.
+    Measured on 2 cores with base: a burst of four phone turns was done in 317 ms p50 by two
+    single-threaded workers against 525 ms by one two-threaded worker, and one turn alone
+    took 103 against 115 ms (README, Performance)."""
+
     endpoint_silence_ms: int = field(default=350, metadata=between(100, 2000))
     """Silence that ends the caller's turn. 350, measured: at 250 ms, 16 of 30 Piper-voiced
     phrases with commas ("Yes, the second one, please.") were cut into two turns over a

@@ -20,12 +20,15 @@ from agent.asr import AsrError
 from agent.asr.models import whisper_model_dir
 from agent.asr.whisper import (
     MIN_WINDOW_FRAMES,
+    RETRY_STEP_FRAMES,
     FasterWhisperTranscriber,
+    asr_workers,
     is_repetitive,
     normalize_words,
 )
 from agent.audio.convert import Int16Array, telephone_round_trip
 from agent.audio.format import SAMPLE_RATE
+from agent.config import AsrSettings
 from agent.tts import PiperSynthesizer
 
 KEY_WORDS = {
@@ -82,31 +85,67 @@ def test_standard_path_gives_the_same_words(
         assert standard.encoder_frames == 3000
 
 
-@pytest.mark.parametrize(("loops_below", "expected_window"), [(1500, 1500), (3000, 3000)])
+@pytest.mark.parametrize("clean_from", [1, 2, 3])
 def test_a_looping_result_is_decoded_again_from_wider_windows(
     transcriber: FasterWhisperTranscriber,
     phone_clips: dict[str, Int16Array],
     monkeypatch: pytest.MonkeyPatch,
-    loops_below: int,
-    expected_window: int,
+    clean_from: int,
 ) -> None:
-    """Whisper loops on some short windows ("no no no no"); a wider one is then tried."""
+    """Whisper loops on some windows ("no no no no"): 200 frames wider, then 1500, then 3000."""
+    clip = phone_clips["the second one"]
+    first = transcriber.window_frames(clip.size)
+    ladder = [first, first + RETRY_STEP_FRAMES, 1500, 3000]
     real_decode = transcriber._decode
     windows: list[int] = []
 
     def decode(features: np.ndarray, max_new_tokens: int) -> object:  # type: ignore[type-arg]
         windows.append(features.shape[-1])
         heard = real_decode(features, max_new_tokens)
-        if features.shape[-1] < loops_below:  # as Whisper does on an unlucky window
+        if features.shape[-1] < ladder[clean_from]:  # as Whisper does on an unlucky window
             return dataclasses.replace(heard, text="the second one the second one")
         return heard
 
     monkeypatch.setattr(transcriber, "_decode", decode)
-    heard = transcriber.transcribe(phone_clips["the second one"])
-    first = transcriber.window_frames(phone_clips["the second one"].size)
-    assert windows == [first, 1500, 3000][: windows.index(expected_window) + 1]
-    assert heard.encoder_frames == expected_window
+    heard = transcriber.transcribe(clip)
+    assert windows == ladder[: clean_from + 1]
+    assert heard.encoder_frames == ladder[clean_from]
+    assert heard.decodes == clean_from + 1
     assert normalize_words(heard.text) == "the second one"
+
+
+def test_a_result_that_loops_on_every_window_ends_at_the_full_one(
+    transcriber: FasterWhisperTranscriber,
+    phone_clips: dict[str, Int16Array],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_decode = transcriber._decode
+    windows: list[int] = []
+
+    def decode(features: np.ndarray, max_new_tokens: int) -> object:  # type: ignore[type-arg]
+        windows.append(features.shape[-1])
+        return dataclasses.replace(real_decode(features, max_new_tokens), text="no no no no")
+
+    monkeypatch.setattr(transcriber, "_decode", decode)
+    heard = transcriber.transcribe(phone_clips["the second one"])
+    assert windows[-1] == 3000 and len(windows) == 4
+    assert heard.encoder_frames == 3000 and heard.decodes == 4
+    assert heard.text == "no no no no"
+
+
+def test_two_workers_transcribe_two_callers_at_once_without_mixing_them(
+    cache_dir: Path, phone_clips: dict[str, Int16Array]
+) -> None:
+    """``[asr] workers``: one shared model, two single-threaded transcriptions at a time."""
+    settings = AsrSettings(model="tiny.en", workers=2)
+    shared = FasterWhisperTranscriber.from_settings(settings, cache_dir)
+    assert shared.workers == asr_workers(settings) == 2
+    phrases = list(phone_clips) * 3
+    with ThreadPoolExecutor(2) as pool:
+        heard = list(pool.map(lambda p: shared.transcribe(phone_clips[p]).text, phrases))
+    for phrase, text in zip(phrases, heard, strict=True):
+        assert KEY_WORDS[phrase] <= set(normalize_words(text).split()), (phrase, text)
+    assert asr_workers(AsrSettings(workers=0)) == min(4, len(os.sched_getaffinity(0)))
 
 
 def _noise(seconds: float, dbfs: float, seed: int) -> Int16Array:

@@ -1,8 +1,10 @@
 """Whisper through faster-whisper, with the encoder run on the caller's turn only.
 
 Every method here is blocking model work (ctranslate2 releases the GIL while it computes):
-callers on the event loop use ``await asyncio.to_thread(transcriber.transcribe, samples)``.
-One transcriber may be shared by several calls; ctranslate2 runs their requests one at a time.
+callers on the event loop run it in an executor. One transcriber is shared by every call:
+it holds ``workers`` replicas of the model's compute (the weights are loaded once), so that
+many transcriptions run at the same time, each on ``cpu_threads`` threads; more run one after
+another.
 
 The direct path (``transcribe``)
 --------------------------------
@@ -32,9 +34,15 @@ rates, 8 kHz μ-law), against faster-whisper's own ``transcribe()`` on the same 
   60 tiny.en clips looped. The log-mel floor of real silence is what Whisper saw in training
   (OpenAI's reference pads the audio), and it is what makes the decoder stop.
 - a result that still loops (``is_repetitive``) or reaches the token bound is decoded again
-  from a 1500-frame window, and if that loops too from the full 3000 (the standard path's
-  view of the audio), so a loop costs time, not words; ``Transcript.encoder_frames`` says
-  which window produced the text. Going to 3000 at once cost base ~1.4 s in a live call.
+  from a window 200 frames wider, then from 1500 frames, then from the full 3000 (the
+  standard path's view of the audio), so a loop costs time, not words;
+  ``Transcript.encoder_frames`` says which window produced the text. Going to 3000 at once
+  cost base ~1.4 s in a live call. A loop hangs on the window's exact length: every loop
+  met at 700-800 frames (tiny.en on 3 of the 72 ``agent.bench.window`` clips; base on the
+  live "Yes, please." turn of ``scripts/bench-latency``, captured 7 times) was gone 200
+  frames wider, with the same words as at 1500 and at about half the cost. At 600 frames
+  tiny.en still looped on 1 of 8 200 frames wider and made more word errors there (24
+  against 13 at 1500), which is what the later rungs are for.
 - encoder time, 2 threads on this project's 2-core machine: tiny.en 30/70/140/420 ms and
   base 70/155/250/900+ ms for 500/1000/1500/3000 frames; the decoder then takes 6-13 ms per
   token (tiny.en/base). See ``python -m agent.bench.asr`` for whole-turn figures.
@@ -53,6 +61,7 @@ import math
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,8 +108,11 @@ SILENCE_HALLUCINATIONS = frozenset(
 MIN_WINDOW_FRAMES = {"tiny.en": 1000, "base": 800}
 """The smallest encoder window per packaged model, measured (see the module docstring)."""
 
+RETRY_STEP_FRAMES = 200
+"""The first retry of a looping result widens the window by this much (see the docstring)."""
+
 RETRY_WINDOWS = (1500, FULL_WINDOW_FRAMES)
-"""Wider windows tried in turn when a result loops or reaches the token bound."""
+"""Wider windows tried after that, in turn, while the result still loops."""
 
 _MAX_TOKENS = 448
 _WORD = re.compile(r"[a-z0-9']+")
@@ -135,6 +147,9 @@ class Transcript:
 
     encoder_frames: int = 0
     """Log-mel frames the encoder saw for the final text (3000 on the standard path)."""
+
+    decodes: int = 1
+    """Encoder and decoder runs: 1, plus one per wider-window retry of a looping result."""
 
 
 def normalize_words(text: str) -> str:
@@ -171,8 +186,9 @@ class FasterWhisperTranscriber:
 
     ``english_only`` must match the model (True for tiny.en, False for the multilingual base,
     which is then told the language is English). ``hotwords`` (space separated) are given to
-    the decoder as previous text, to bias it toward domain words. ``cpu_threads`` 0 means one
-    per core, at most four.
+    the decoder as previous text, to bias it toward domain words. ``cpu_threads`` (per
+    transcription) 0 means one per core, at most four; ``workers`` transcriptions may run at
+    once.
     """
 
     def __init__(
@@ -183,6 +199,7 @@ class FasterWhisperTranscriber:
         beam_size: int = 1,
         hotwords: str = "",
         cpu_threads: int = 0,
+        workers: int = 1,
         min_window_frames: int = 1000,
         no_speech_threshold: float = 0.6,
     ) -> None:
@@ -196,13 +213,16 @@ class FasterWhisperTranscriber:
             raise ValueError(f"beam_size must be 1 to 5, got {beam_size}")
         if not 100 <= min_window_frames <= FULL_WINDOW_FRAMES:
             raise ValueError(f"min_window_frames must be 100 to 3000, got {min_window_frames}")
-        threads = cpu_threads or min(4, os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        threads = cpu_threads or cores()
         try:
             self._model = WhisperModel(
                 str(model_dir),
                 device="cpu",
                 compute_type="int8",
                 cpu_threads=threads,
+                num_workers=workers,
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as err:
@@ -212,6 +232,7 @@ class FasterWhisperTranscriber:
             kind = "multilingual" if multilingual else "English-only"
             raise AsrError(f"{model_dir} holds a {kind} model but english_only={english_only}")
         self.model_dir = model_dir
+        self.workers = workers
         self.beam_size = beam_size
         self.hotwords = hotwords.strip()
         self.min_window_frames = min_window_frames
@@ -221,16 +242,16 @@ class FasterWhisperTranscriber:
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]) or ())
 
     @classmethod
-    def from_settings(
-        cls, settings: AsrSettings, cache_dir: Path, *, cpu_threads: int = 0
-    ) -> FasterWhisperTranscriber:
-        """The transcriber ``[asr]`` asks for; ``cache_dir`` is where base is joined."""
+    def from_settings(cls, settings: AsrSettings, cache_dir: Path) -> FasterWhisperTranscriber:
+        """The transcriber ``[asr]`` asks for (``asr_workers`` single-threaded transcriptions
+        at once); ``cache_dir`` is where base is joined."""
         return cls(
             whisper_model_dir(settings.model, cache_dir),
             english_only=settings.model.endswith(".en"),
             beam_size=settings.beam_size,
             hotwords=settings.hotwords,
-            cpu_threads=cpu_threads,
+            cpu_threads=1,
+            workers=asr_workers(settings),
             min_window_frames=MIN_WINDOW_FRAMES[settings.model],
         )
 
@@ -243,9 +264,11 @@ class FasterWhisperTranscriber:
         return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
 
     def warm_up(self) -> None:
-        """Run both paths once on a second of silence, so the first caller waits less."""
+        """Run both paths on a second of silence, on every worker at once, so the first
+        callers wait less."""
         silence = np.zeros(SAMPLE_RATE, dtype=np.int16)
-        self.transcribe(silence)
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(lambda _: self.transcribe(silence), range(self.workers)))
         self.transcribe_standard(silence)
 
     def transcribe(self, samples: Int16Array) -> Transcript:
@@ -260,12 +283,14 @@ class FasterWhisperTranscriber:
             return self.transcribe_standard(samples)
         max_new = min(_MAX_TOKENS - len(self._prompt), 12 + math.ceil(10 * seconds))
         decoded = self._decode(self._features(audio, frames), max_new)
-        for wider in RETRY_WINDOWS:
+        decodes = 1
+        for wider in (frames + RETRY_STEP_FRAMES, *RETRY_WINDOWS):
             if not (decoded.hit_limit or is_repetitive(decoded.text)):
                 break
-            if wider > frames:
+            if frames < wider <= FULL_WINDOW_FRAMES:
                 frames = wider
                 decoded = self._decode(self._features(audio, frames), max_new)
+                decodes += 1
         return Transcript(
             text=self._gate(decoded.text, decoded.no_speech_prob),
             no_speech_prob=decoded.no_speech_prob,
@@ -273,6 +298,7 @@ class FasterWhisperTranscriber:
             audio_seconds=seconds,
             compute_seconds=time.perf_counter() - started,
             encoder_frames=frames,
+            decodes=decodes,
         )
 
     def window_frames(self, samples: int) -> int:
@@ -349,6 +375,16 @@ class FasterWhisperTranscriber:
         if words in SILENCE_HALLUCINATIONS and no_speech_prob > 0.2:
             return ""
         return text
+
+
+def cores() -> int:
+    """CPU cores to use: those this process may run on, at most four."""
+    return min(4, len(os.sched_getaffinity(0)) or 1)
+
+
+def asr_workers(settings: AsrSettings) -> int:
+    """Transcriptions run at once: ``[asr] workers``, or one per core when it is 0."""
+    return settings.workers or cores()
 
 
 def _to_float(samples: Int16Array) -> npt.NDArray[np.float32]:

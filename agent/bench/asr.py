@@ -19,7 +19,6 @@ import numpy as np
 
 from agent.asr.models import whisper_model_dir
 from agent.asr.whisper import (
-    RETRY_WINDOWS,
     FasterWhisperTranscriber,
     Transcript,
     normalize_words,
@@ -92,7 +91,7 @@ def measure(
             reference = normalize_words(phrase)
             errors += word_errors(reference, normalize_words(heard.text))
             words += len(reference.split())
-            retried += heard.encoder_frames in RETRY_WINDOWS
+            retried += heard.decodes > 1
     return PathResult(seconds, errors, words, retried)
 
 

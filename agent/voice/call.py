@@ -85,7 +85,7 @@ class VoiceServices:
     transcriber: Transcriber
     tts: Synthesizer
     asr_pool: Worker = field(default_factory=lambda: Worker("asr"))
-    """Runs every call's transcriptions, one at a time (Whisper already uses every core)."""
+    """Runs every call's transcriptions, as many at once as the transcriber has workers."""
     tts_pool: Worker = field(default_factory=lambda: Worker("tts"))
     """Runs every call's speech synthesis, one sentence at a time."""
     live_calls: set[int] = field(default_factory=set)

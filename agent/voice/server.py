@@ -29,6 +29,7 @@ from agent.sms.outbox import Outbox
 from agent.tts import PiperSynthesizer, PromptCache
 from agent.voice.call import VoiceCall, VoiceServices
 from agent.voice.speaker import reply_chunks
+from agent.voice.workers import Worker
 from agent.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def build_voice_services(config: Config) -> VoiceServices:
         outbox=Outbox(build_gateway(config), config),
         transcriber=transcriber,
         tts=tts,
+        asr_pool=Worker("asr", transcriber.workers),
     )
 
 

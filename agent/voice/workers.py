@@ -1,7 +1,7 @@
-"""The single-thread workers every call shares (one for Whisper, one for Piper).
+"""The workers every call shares (Whisper's threads, Piper's one thread).
 
-``Worker`` is a one-thread executor that knows how many jobs it holds (queued or running),
-so optional work — rendering replies ahead — is only started when nothing else waits.
+``Worker`` is a thread pool that knows how many jobs it holds (queued or running), so
+optional work — rendering replies ahead — is only started when nothing else waits.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ T = TypeVar("T")
 
 
 class Worker(Executor):
-    def __init__(self, name: str) -> None:
-        self._pool = ThreadPoolExecutor(1, name)
+    def __init__(self, name: str, threads: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(threads, name)
         self._lock = threading.Lock()
         self._in_flight = 0
 
