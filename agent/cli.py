@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "run" and not args.verbose:
+        # The service's own record for the journal: calls, SIP, texts, payments, pay-page
+        # requests (token-free). Libraries stay at WARNING: some log request bodies at INFO.
+        logging.getLogger("agent").setLevel(logging.INFO)
     try:
         return _dispatch(args)
     except ProblemsError as err:

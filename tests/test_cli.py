@@ -157,6 +157,13 @@ def test_run_serves_until_sigterm_and_exits_cleanly(tmp_path: Path, nlu_url: str
     assert b"READY=1" in notified[:2] and b"WATCHDOG=1" in notified[:3]
     assert notified.count(b"STOPPING=1") == 1
     assert "agent/sip/endpoint.py" in stacks, "SIGUSR1 shows the pjsua2 thread's stack"
+    journal = stacks  # what systemd would keep: the agent's own INFO lines, no library chatter
+    assert f"INFO agent.sip.endpoint: SIP listening on 127.0.0.1:{port}/udp" in journal
+    assert "INFO agent.web.app: web service listening on http://127.0.0.1:" in journal
+    assert 'WARNING agent.background: SMS driver "log": texts are stored' in journal
+    assert "INFO agent.web.access: GET /healthz 200 " in journal
+    assert "INFO agent.service: voice-agent stopped" in journal
+    assert "DEBUG" not in journal and "httpx" not in journal
 
 
 def _drain(sock: socket.socket) -> list[bytes]:
