@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.asr import AsrError
+from agent.asr import AsrError, TranscriptionAbandoned
 from agent.asr.models import whisper_model_dir
 from agent.asr.whisper import (
     MIN_WINDOW_FRAMES,
@@ -99,9 +100,9 @@ def test_a_looping_result_is_decoded_again_from_wider_windows(
     real_decode = transcriber._decode
     windows: list[int] = []
 
-    def decode(features: np.ndarray, max_new_tokens: int) -> object:  # type: ignore[type-arg]
+    def decode(features: np.ndarray, max_new_tokens: int, abandoned: None) -> object:  # type: ignore[type-arg]
         windows.append(features.shape[-1])
-        heard = real_decode(features, max_new_tokens)
+        heard = real_decode(features, max_new_tokens, abandoned)
         if features.shape[-1] < ladder[clean_from]:  # as Whisper does on an unlucky window
             return dataclasses.replace(heard, text="the second one the second one")
         return heard
@@ -122,15 +123,58 @@ def test_a_result_that_loops_on_every_window_ends_at_the_full_one(
     real_decode = transcriber._decode
     windows: list[int] = []
 
-    def decode(features: np.ndarray, max_new_tokens: int) -> object:  # type: ignore[type-arg]
+    def decode(features: np.ndarray, max_new_tokens: int, abandoned: None) -> object:  # type: ignore[type-arg]
         windows.append(features.shape[-1])
-        return dataclasses.replace(real_decode(features, max_new_tokens), text="no no no no")
+        looped = real_decode(features, max_new_tokens, abandoned)
+        return dataclasses.replace(looped, text="no no no no")
 
     monkeypatch.setattr(transcriber, "_decode", decode)
     heard = transcriber.transcribe(phone_clips["the second one"])
     assert windows[-1] == 3000 and len(windows) == 4
     assert heard.encoder_frames == 3000 and heard.decodes == 4
     assert heard.text == "no no no no"
+
+
+class _StopsAfterEncoding:
+    """Whisper's compute, with the caller giving up while the encoder runs."""
+
+    def __init__(self, model: object, abandon: threading.Event) -> None:
+        self.model, self.abandon, self.generated = model, abandon, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.model, name)
+
+    def encode(self, features: object) -> object:
+        encoded = self.model.encode(features)  # type: ignore[attr-defined]
+        self.abandon.set()
+        return encoded
+
+    def generate(self, *args: object, **kwargs: object) -> object:
+        self.generated += 1
+        return self.model.generate(*args, **kwargs)  # type: ignore[attr-defined]
+
+
+def test_an_abandoned_transcription_stops_at_its_next_step(
+    transcriber: FasterWhisperTranscriber,
+    phone_clips: dict[str, Int16Array],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A speculative run whose caller went on speaking frees the worker early."""
+    clip = phone_clips["the second one"]
+    given_up = threading.Event()
+    given_up.set()
+    with pytest.raises(TranscriptionAbandoned):
+        transcriber.transcribe(clip, given_up)
+
+    abandon = threading.Event()
+    stops = _StopsAfterEncoding(transcriber._model.model, abandon)
+    monkeypatch.setattr(transcriber._model, "model", stops)
+    with pytest.raises(TranscriptionAbandoned):
+        transcriber.transcribe(clip, abandon)
+    assert stops.generated == 0, "the decoder never ran for an abandoned turn"
+
+    heard = transcriber.transcribe(clip, threading.Event())  # not abandoned: words as usual
+    assert normalize_words(heard.text) == "the second one" and stops.generated == 1
 
 
 def test_two_workers_transcribe_two_callers_at_once_without_mixing_them(

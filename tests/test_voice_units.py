@@ -7,6 +7,7 @@ transcriber that records what it was asked; the end-to-end tests use the real mo
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -142,9 +143,15 @@ class ScriptedVad:
 class RecordingTranscriber:
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.abandons: list[threading.Event | None] = []
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:  # type: ignore[type-arg]
+    def transcribe(
+        self,
+        samples: np.ndarray,  # type: ignore[type-arg]
+        abandoned: threading.Event | None = None,
+    ) -> Transcript:
         self.calls.append(len(samples))
+        self.abandons.append(abandoned)
         return Transcript(f"{len(samples)} samples", 0.0, 0.0, len(samples) / 16000, 0.01, 1000)
 
 
@@ -166,10 +173,11 @@ def listen(
     frames: list[bytes],
     armed: bool = True,
     waits: dict[int, float] | None = None,
+    transcriber: RecordingTranscriber | None = None,
     **settings: float,
 ) -> list[ListenerEvent]:
     events: list[ListenerEvent] = []
-    transcriber = RecordingTranscriber()
+    transcriber = transcriber or RecordingTranscriber()
     seg = SegmenterSettings(endpoint_silence_seconds=0.25, **settings)  # type: ignore[arg-type]
     listener = TurnListener(transcriber, ScriptedVad(), seg, events.append)
     if armed:
@@ -196,10 +204,15 @@ def test_one_utterance_gives_speech_started_then_one_turn_with_preroll() -> None
 
 def test_speech_resuming_discards_the_speculative_transcription() -> None:
     frames = [SPEECH] * 40 + [QUIET] * 8 + [SPEECH] * 40 + [QUIET] * 30
-    turns = [e for e in listen(frames) if isinstance(e, CallerTurn)]
+    transcriber = RecordingTranscriber()
+    turns = [e for e in listen(frames, transcriber=transcriber) if isinstance(e, CallerTurn)]
     assert len(turns) == 1
     assert turns[0].speculative
     assert turns[0].text == f"{(40 + 8 + 40 + 5) * 320} samples"  # the whole utterance
+    # the run on the first words was told to stop; the one that became the turn was not
+    first, used = transcriber.abandons[0], transcriber.abandons[-1]
+    assert first is not None and first.is_set()
+    assert used is not None and not used.is_set()
 
 
 def test_a_speculative_transcript_done_in_the_silence_is_announced_before_the_turn() -> None:

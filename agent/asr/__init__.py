@@ -17,3 +17,7 @@ class AsrError(AgentError):
     """Speech recognition cannot run: a model package is missing or broken, or the model failed."""
 
     code = "asr-error"
+
+
+class TranscriptionAbandoned(Exception):
+    """The caller of a transcription said it is no longer wanted; the work stopped early."""

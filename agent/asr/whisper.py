@@ -64,6 +64,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 from typing import Any, Protocol
 
 import ctranslate2
@@ -73,7 +74,7 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
-from agent.asr import AsrError
+from agent.asr import AsrError, TranscriptionAbandoned
 from agent.asr.models import whisper_model_dir
 from agent.audio.convert import Int16Array
 from agent.audio.format import SAMPLE_RATE
@@ -121,8 +122,11 @@ _WORD = re.compile(r"[a-z0-9']+")
 class Transcriber(Protocol):
     """Turns one finished utterance into text."""
 
-    def transcribe(self, samples: Int16Array) -> Transcript:
-        """Transcribe 16 kHz mono int16 ``samples``; "" when there is no speech. Blocking."""
+    def transcribe(self, samples: Int16Array, abandoned: Event | None = None) -> Transcript:
+        """Transcribe 16 kHz mono int16 ``samples``; "" when there is no speech. Blocking.
+
+        Once ``abandoned`` is set, the work may stop at its next step and raise
+        ``TranscriptionAbandoned`` (a speculative run whose caller went on speaking)."""
         ...
 
 
@@ -271,8 +275,12 @@ class FasterWhisperTranscriber:
             list(pool.map(lambda _: self.transcribe(silence), range(self.workers)))
         self.transcribe_standard(silence)
 
-    def transcribe(self, samples: Int16Array) -> Transcript:
-        """The direct path: the encoder sees the turn (plus silence), not 30 s. Blocking."""
+    def transcribe(self, samples: Int16Array, abandoned: Event | None = None) -> Transcript:
+        """The direct path: the encoder sees the turn (plus silence), not 30 s. Blocking.
+
+        ``abandoned`` is looked at before the encoder, before the decoder and before each
+        retry; once set, ``TranscriptionAbandoned`` is raised there. Under load a thrown-away
+        speculative run then stops early instead of holding a worker for its whole length."""
         started = time.perf_counter()
         audio = _to_float(samples)
         seconds = audio.size / SAMPLE_RATE
@@ -282,14 +290,14 @@ class FasterWhisperTranscriber:
         if frames > FULL_WINDOW_FRAMES:  # longer than Whisper's window: let it chunk
             return self.transcribe_standard(samples)
         max_new = min(_MAX_TOKENS - len(self._prompt), 12 + math.ceil(10 * seconds))
-        decoded = self._decode(self._features(audio, frames), max_new)
+        decoded = self._decode(self._features(audio, frames), max_new, abandoned)
         decodes = 1
         for wider in (frames + RETRY_STEP_FRAMES, *RETRY_WINDOWS):
             if not (decoded.hit_limit or is_repetitive(decoded.text)):
                 break
             if frames < wider <= FULL_WINDOW_FRAMES:
                 frames = wider
-                decoded = self._decode(self._features(audio, frames), max_new)
+                decoded = self._decode(self._features(audio, frames), max_new, abandoned)
                 decodes += 1
         return Transcript(
             text=self._gate(decoded.text, decoded.no_speech_prob),
@@ -313,9 +321,13 @@ class FasterWhisperTranscriber:
         features = self._model.feature_extractor(padded)[:, :frames]
         return np.ascontiguousarray(features[np.newaxis], dtype=np.float32)
 
-    def _decode(self, features: npt.NDArray[np.float32], max_new_tokens: int) -> _Decoded:
+    def _decode(
+        self, features: npt.NDArray[np.float32], max_new_tokens: int, abandoned: Event | None
+    ) -> _Decoded:
+        _check(abandoned)
         try:
             encoded = self._model.model.encode(ctranslate2.StorageView.from_array(features))
+            _check(abandoned)
             result: Any = self._model.model.generate(
                 encoded,
                 [self._prompt],
@@ -375,6 +387,11 @@ class FasterWhisperTranscriber:
         if words in SILENCE_HALLUCINATIONS and no_speech_prob > 0.2:
             return ""
         return text
+
+
+def _check(abandoned: Event | None) -> None:
+    if abandoned is not None and abandoned.is_set():
+        raise TranscriptionAbandoned
 
 
 def cores() -> int:

@@ -7,7 +7,8 @@ in a worker thread (``asyncio.to_thread``), never on the loop or the media threa
 - ``SILENCE_STARTED``: transcription starts speculatively on the audio so far; if it is done
   while the caller is still silent, ``TentativeTranscript`` says what the turn will most
   likely be (so intent parsing can start before the endpoint);
-- ``SPEECH_RESUMED``: that result will be thrown away;
+- ``SPEECH_RESUMED``: that result will be thrown away, and the run is told so (it stops at
+  its next step if it is already running, and is dropped if it is still queued);
 - ``SPEECH_END``/``MAX_UTTERANCE``: the speculative result is used if the caller did not
   speak again, else the whole utterance is transcribed now.
 
@@ -20,7 +21,9 @@ is talking), the no-input timer does not run; speech is still detected.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -102,6 +105,8 @@ class _Utterance:
     frames: list[bytes]
     last_voice_at: float
     speculative: asyncio.Future[Transcript] | None = None
+    abandon: threading.Event | None = None
+    """Set when the speculative run is no longer wanted (the caller went on, or hung up)."""
     runs: int = 0
     """Transcriptions started for this utterance (speculative ones included)."""
 
@@ -149,6 +154,8 @@ class TurnListener:
 
     async def aclose(self) -> None:
         """Cancel pending transcriptions (the call is over)."""
+        if self._utterance is not None and self._utterance.abandon is not None:
+            self._utterance.abandon.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -171,13 +178,16 @@ class TurnListener:
             self._preroll.clear()
             self.emit(SpeechStarted(arrived))
         elif event is SegmenterEvent.SILENCE_STARTED and utterance is not None:
-            speculative = self._transcribe(utterance)
+            utterance.abandon = threading.Event()
+            speculative = self._transcribe(utterance, utterance.abandon)
             utterance.speculative = speculative
             speculative.add_done_callback(lambda done: self._tentative(utterance, done))
         elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
             if utterance.speculative is not None:
                 utterance.speculative.cancel()  # dropped if still queued; else ignored
-            utterance.speculative = None
+            if utterance.abandon is not None:
+                utterance.abandon.set()  # a run in progress stops at its next step
+            utterance.speculative = utterance.abandon = None
         elif event is SegmenterEvent.NO_INPUT:
             self.segmenter.reset()
             if self.armed:
@@ -190,12 +200,15 @@ class TurnListener:
                 self._utterance = None
                 self._finish(utterance, cut_off=event is SegmenterEvent.MAX_UTTERANCE)
 
-    def _transcribe(self, utterance: _Utterance) -> asyncio.Future[Transcript]:
+    def _transcribe(
+        self, utterance: _Utterance, abandon: threading.Event | None = None
+    ) -> asyncio.Future[Transcript]:
         """Whisper on the utterance so far, in the executor (counted in ``runs``)."""
         utterance.runs += 1
         samples = np.frombuffer(b"".join(utterance.frames), dtype="<i2")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self.transcriber.transcribe, samples)
+        work = functools.partial(self.transcriber.transcribe, samples, abandon)
+        future = loop.run_in_executor(self.executor, work)
         self._keep(future)
         return future
 
