@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.audio.format import FRAME_BYTES
-from agent.config_schema import Config, SipSettings
+from agent.config_schema import Config, SipSettings, TtsSettings
 from agent.errors import ProblemsError
 from agent.sip.media import CallAudio
 from agent.testcall.chunks import speech_chunks, speech_runs
@@ -23,6 +23,7 @@ from agent.testcall.command import (
     transport_of,
 )
 from agent.testcall.listener import Listener
+from agent.testcall.prepare import prepare_audio
 from agent.testcall.prompts import PromptDetector, PromptEvent, PromptSettings
 from agent.testcall.report import AgentTurn, CallReport, ReportPrinter
 from agent.testcall.turns import (
@@ -250,7 +251,7 @@ def args(**overrides: object) -> argparse.Namespace:
     values: dict[str, object] = {
         "to": None, "from_user": "+14165550123", "say": [], "record": None, "pai": None,
         "codec": None, "json": False, "asr_model": None, "no_transcript": False, "bind": None,
-        "prompt_silence": 1.0,
+        "prompt_silence": 1.0, "pace": None,
         "turn_timeout": 20.0, "answer_timeout": 15.0, "end_timeout": 20.0,
     }  # fmt: skip
     values.update(overrides)
@@ -287,11 +288,13 @@ def test_bad_options_are_all_reported(tmp_path: Path) -> None:
         record=tmp_path / "no" / "such" / "out.wav",
         answer_timeout=0.0,
         prompt_silence=0.0,
+        pace=3.0,
     )
     with pytest.raises(ProblemsError) as caught:
         options_from_args(bad, Config())
     text = str(caught.value)
-    for where in ("--to", "--from", "--say", "--record", "--answer-timeout", "--prompt-silence"):
+    for where in ("--to", "--from", "--say", "--record", "--answer-timeout", "--prompt-silence",
+                  "--pace"):  # fmt: skip
         assert where in text, text
     assert options_from_args(args(from_user="anonymous"), Config()).from_user == "anonymous"
 
@@ -327,3 +330,12 @@ def test_report_plain_and_json() -> None:
     assert set(lines[-1]) >= {
         "outcome", "invoice", "sms_to", "escalation_reason", "transferred_to", "hung_up_by",
     }  # fmt: skip
+
+
+def test_pace_slows_or_quickens_the_callers_synthesised_words() -> None:
+    turns = [Say("I'd like to pay my bill"), Dtmf("1")]
+    normal, slow, quick = (prepare_audio(turns, TtsSettings(), pace) for pace in (None, 1.4, 0.7))
+    assert normal[1] is None  # a key press has no audio
+    lengths = [len(audio[0] or b"") for audio in (quick, normal, slow)]
+    assert 0 < lengths[0] < lengths[1] < lengths[2]
+    assert prepare_audio(turns, TtsSettings(length_scale=1.4))[0] == slow[0]

@@ -11,7 +11,16 @@ do not transcribe the agent (``--no-transcript``): that would compete with the a
 same cores while other calls are still talking.
 
     python -m agent.bench.latency [--models tiny.en base] [--concurrency 1 4] [--rounds 3]
-                                  [--stagger SECONDS] [--turns-json FILE]
+                                  [--stagger SECONDS] [--paces SCALE ...] [--caller-nice N]
+                                  [--turns-json FILE]
+
+By default every concurrent caller is the same voice at the same pace, so calls placed
+together end their turns together and hear the same words: the worst case for the shared
+Whisper workers. ``--paces`` gives the k-th concurrent caller its own speaking pace (Piper's
+length scale, cycled), as different people would speak.
+
+The callers stand in for phones that in a deployment are elsewhere; here they share the
+agent's cores. ``--caller-nice`` runs them at a lower CPU priority, closer to that.
 """
 
 from __future__ import annotations
@@ -75,18 +84,29 @@ def main(argv: list[str] | None = None) -> int:
         "speaking at the same moment, the worst case for the shared workers)",
     )  # fmt: skip
     parser.add_argument(
+        "--paces", nargs="+", type=float, default=[], metavar="SCALE",
+        help="speaking pace of the k-th concurrent caller, cycled (above 1.0 slower; "
+        "default: all at the [tts] pace)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--caller-nice", type=int, default=0, metavar="N",
+        help="run the callers at this niceness (default 0: the agent's own priority)",
+    )  # fmt: skip
+    parser.add_argument(
         "--turns-json", type=Path, metavar="FILE",
         help="also write every turn's timing record (one JSON object per line) to FILE",
     )  # fmt: skip
     args = parser.parse_args(argv)
     print(f"machine: {describe()}", flush=True)
+    paces = " ".join(f"{p:g}" for p in args.paces) or "all alike"
+    print(f"callers: {args.stagger:g} s apart, paces {paces}, niceness {args.caller_nice}")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
         for model in args.models:
             with running_agent(Path(scratch) / model, model, args.nlu_url) as agent:
                 for concurrency in args.concurrency:
                     result = Result(model, concurrency)
-                    measure(agent, result, args.rounds, args.stagger)
+                    measure(agent, result, args, args.rounds)
                     print(format_result(result), flush=True)
                     results.append(result)
     print()
@@ -144,7 +164,9 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         log.close()
 
 
-def measure(agent: Agent, result: Result, rounds: int, stagger: float = 0.0) -> None:
+def measure(agent: Agent, result: Result, args: argparse.Namespace, rounds: int) -> None:
+    """``rounds`` rounds of ``result.concurrency`` calls per script, placed as ``args`` say
+    (``stagger``, ``paces``, ``caller_nice``)."""
     samples: list[tuple[float, Sample]] = []
     stop = threading.Event()
     sampler = threading.Thread(target=_sample, args=(agent.process.pid, samples, stop))
@@ -155,9 +177,10 @@ def measure(agent: Agent, result: Result, rounds: int, stagger: float = 0.0) -> 
             for caller, turns in SCRIPTS:
                 procs = []
                 for k in range(result.concurrency):
-                    if k and stagger:
-                        time.sleep(stagger)
-                    procs.append(_dial(agent, caller, turns))
+                    if k and args.stagger:
+                        time.sleep(args.stagger)
+                    pace = args.paces[k % len(args.paces)] if args.paces else None
+                    procs.append(_dial(agent, caller, turns, pace, args.caller_nice))
                 for proc in procs:
                     out, err = proc.communicate(timeout=600)
                     final = _last_json(out)
@@ -190,9 +213,14 @@ def agent_trouble(agent: Agent) -> str:
     return f"  the agent exited with status {status}; its log:\n" + log[max(0, fatal) :][:12000]
 
 
-def _dial(agent: Agent, caller: str, turns: tuple[str, ...]) -> subprocess.Popen[str]:
-    args = [VOICE_AGENT, "--config", str(agent.config), "test-call", "--to", agent.uri,
+def _dial(
+    agent: Agent, caller: str, turns: tuple[str, ...], pace: float | None, nice: int
+) -> subprocess.Popen[str]:
+    args = ["nice", "-n", str(nice)] if nice else []
+    args += [VOICE_AGENT, "--config", str(agent.config), "test-call", "--to", agent.uri,
             "--from", caller, "--json", "--no-transcript"]  # fmt: skip
+    if pace is not None:
+        args += ["--pace", str(pace)]
     for turn in turns:
         args += ["--say", turn]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -38,6 +38,8 @@ class CallerOptions:
     asr_model: Literal["base", "tiny.en"] | None = None
     transcribe: bool = True
     """False: the agent's turns are not transcribed (no Whisper in this process)."""
+    pace: float | None = None
+    """Piper's length scale for the caller's text turns (above 1 slower); None: [tts]'s."""
     prompt: PromptSettings = PromptSettings()
     answer_timeout: float = 15.0
     end_timeout: float = 20.0
@@ -55,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='a caller turn, in order: "text", FILE.wav, dtmf:DIGITS, dtmf-info:DIGITS, '
         "silence:SECONDS, hangup; barge:TEXT or barge:FILE.wav starts 1 s into "
         "the agent's prompt")  # fmt: skip
+    add("--pace", type=float, metavar="SCALE",
+        help="speaking pace of text turns: above 1.0 slower, below faster (0.5 to 2.0; "
+        "default: [tts] length_scale)")  # fmt: skip
     add("--record", type=Path, metavar="OUT.wav", help="write the agent's audio (16 kHz WAV)")
     add("--json", action="store_true", help="one JSON object per agent turn, then the outcome")
     add("--asr-model", choices=("tiny.en", "base"), help="Whisper model (default: [asr] model)")
@@ -102,6 +107,8 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
     for name, value, low, high in checks:
         if not low <= value <= high:
             problems.append(Problem(name, None, f"must be {low:g} to {high:g} seconds"))
+    if args.pace is not None and not 0.5 <= args.pace <= 2.0:
+        problems.append(Problem("--pace", None, f"must be 0.5 to 2.0, got {args.pace:g}"))
     prompt = PromptSettings()
     try:
         prompt = PromptSettings(
@@ -122,6 +129,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
         as_json=args.json,
         asr_model="base" if args.asr_model == "base" else "tiny.en" if args.asr_model else None,
         transcribe=not args.no_transcript,
+        pace=args.pace,
         prompt=prompt,
         answer_timeout=args.answer_timeout,
         end_timeout=args.end_timeout,

@@ -38,15 +38,19 @@ def load_wavs(turns: list[Turn]) -> dict[int, Int16Array]:
     return loaded
 
 
-def prepare_audio(turns: list[Turn], tts: TtsSettings) -> list[bytes | None]:
-    """16 kHz PCM for each text and WAV turn (None for the others). Blocking."""
+def prepare_audio(
+    turns: list[Turn], tts: TtsSettings, pace: float | None = None
+) -> list[bytes | None]:
+    """16 kHz PCM for each text and WAV turn (None for the others). Blocking. Text is spoken
+    at ``pace`` (Piper's length scale, above 1 slower), else at ``tts.length_scale``."""
     wavs = load_wavs(turns)
     texts = {i: t.text for i, t in enumerate(turns) if isinstance(t, Say)}
     spoken: dict[int, Int16Array] = {}
     if texts:
         from agent.tts import PiperSynthesizer  # noqa: PLC0415 - loads onnxruntime: only if needed
 
-        synthesizer = PiperSynthesizer(tts.length_scale, noise_scale=0.0, noise_w_scale=0.0)
+        scale = tts.length_scale if pace is None else pace
+        synthesizer = PiperSynthesizer(scale, noise_scale=0.0, noise_w_scale=0.0)
         for index, text in texts.items():
             sentences = list(synthesizer.synthesize(text))
             spoken[index] = np.concatenate(sentences) if sentences else np.zeros(0, np.int16)

@@ -62,7 +62,7 @@ def run_test_call(config: Config, options: CallerOptions) -> int:
 
 async def test_call(config: Config, options: CallerOptions, out: TextIO, err: TextIO) -> int:
     """The whole command, on the event loop (blocking work in threads)."""
-    audio = await asyncio.to_thread(prepare_audio, options.turns, config.tts)
+    audio = await asyncio.to_thread(prepare_audio, options.turns, config.tts, options.pace)
     transcriber = None
     if options.transcribe:
         transcriber = await asyncio.to_thread(
