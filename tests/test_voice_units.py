@@ -252,6 +252,17 @@ def test_max_utterance_cuts_the_turn_and_transcribes_all_of_it() -> None:
     assert not turns[0].speculative
 
 
+def test_a_cut_off_turn_stops_the_speculative_run_on_its_first_part() -> None:
+    transcriber = RecordingTranscriber()
+    frames = [SPEECH] * 92 + [QUIET] * 12  # silence starts, then the 2 s limit is reached
+    events = listen(frames, transcriber=transcriber, max_utterance_seconds=2.0)
+    turns = [e for e in events if isinstance(e, CallerTurn)]
+    assert len(turns) == 1 and turns[0].cut_off and turns[0].asr_runs == 2
+    speculative, whole = transcriber.abandons
+    assert speculative is not None and speculative.is_set()
+    assert whole is None  # the cut-off turn itself is always transcribed
+
+
 # --- pre-rendered prompts --------------------------------------------------------------
 
 

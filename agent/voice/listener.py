@@ -223,6 +223,8 @@ class TurnListener:
     def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
         endpoint_at = time.monotonic()
         speculative = utterance.speculative if not cut_off else None
+        if cut_off and utterance.abandon is not None:
+            utterance.abandon.set()  # all of the turn is transcribed instead
         transcription = speculative or self._transcribe(utterance)
         previous = self._previous
 
