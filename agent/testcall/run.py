@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
 from agent.audio.convert import write_wav
@@ -101,7 +102,8 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
     def transcribe_all() -> list[str | None]:
         if transcriber is None:
             return [None] * len(segments)
-        return [transcribe_segment(transcriber, listener, s) for s in segments]
+        with ThreadPoolExecutor(transcriber.workers) as pool:  # each worker is one thread
+            return list(pool.map(lambda s: transcribe_segment(transcriber, listener, s), segments))
 
     texts = await asyncio.to_thread(transcribe_all)
     outcome = await asyncio.to_thread(
