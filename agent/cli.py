@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Peewee's DEBUG lines are every SQL statement with its values: numbers, names, amounts.
+    logging.getLogger("peewee").setLevel(logging.INFO)
     if args.command == "run" and not args.verbose:
         # The service's own record for the journal: calls, SIP, texts, payments, pay-page
         # requests (token-free). Libraries stay at WARNING: some log request bodies at INFO.

@@ -144,6 +144,21 @@ def test_seed_example_one_invoice_285_by_voice(agent: PhoneAgent) -> None:
     assert call.final["hung_up_by"] == "agent"
     types = [t for t, _ in record["events"]]
     assert "turn-timing" in types and "media-stats" in types
+    ended = re.compile(r"INFO agent\.voice\.server: call \d+ ended after [\d.]+ s: link_sent")
+    journal = _log_once(agent, ended)  # what the admin's journal keeps
+    assert ended.search(journal), journal[-3000:]
+    assert "4165550123" not in journal and "INV-1042" not in journal, "no caller data logged"
+
+
+def _log_once(agent: PhoneAgent, pattern: re.Pattern[str], wait: float = 10.0) -> str:
+    """The agent's log once ``pattern`` is in it (the call's last line may trail its hang-up),
+    or as it is after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        log = agent.log_path.read_text(errors="replace")
+        if pattern.search(log) or time.monotonic() > deadline:
+            return log
+        time.sleep(0.2)
 
 
 def test_seed_example_three_invoices_pick_by_amount(agent: PhoneAgent) -> None:

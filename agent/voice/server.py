@@ -59,6 +59,15 @@ def build_voice_services(config: Config) -> VoiceServices:
     )
 
 
+def _ending(call: VoiceCall) -> str:
+    """The call's outcome for the log ("link_sent", "escalated (unverified)"); no caller data."""
+    summary = call.session.summary if call.session is not None else None
+    if summary is None or summary.outcome is None:
+        return "no outcome recorded"
+    reason = summary.escalation_reason
+    return f"{summary.outcome} ({reason})" if reason else summary.outcome
+
+
 def fixed_sentences(config: Config) -> list[str]:
     """Every sentence the agent says that does not depend on the caller's invoices."""
     prompts = make_policy(config, datetime.now(ZoneInfo(config.agent.time_zone)).date()).prompts
@@ -182,4 +191,5 @@ class VoiceServer:
             if self.calls.get(call.call_id) is call:  # pjsua reuses call ids
                 del self.calls[call.call_id]
                 self._tasks.pop(call.call_id, None)
-            log.info("call %s ended after %.1f s", call.call_id, time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            log.info("call %s ended after %.1f s: %s", call.call_id, elapsed, _ending(call))
