@@ -110,6 +110,15 @@ class _Utterance:
     runs: int = 0
     """Transcriptions started for this utterance (speculative ones included)."""
 
+    def drop_speculative(self) -> None:
+        """The speculative run will not be used: dropped if still queued, told to stop at its
+        next step if running."""
+        if self.speculative is not None:
+            self.speculative.cancel()
+        if self.abandon is not None:
+            self.abandon.set()
+        self.speculative = self.abandon = None
+
 
 class TurnListener:
     """Listens to one call; see the module docstring."""
@@ -154,8 +163,8 @@ class TurnListener:
 
     async def aclose(self) -> None:
         """Cancel pending transcriptions (the call is over)."""
-        if self._utterance is not None and self._utterance.abandon is not None:
-            self._utterance.abandon.set()
+        if self._utterance is not None:
+            self._utterance.drop_speculative()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -183,11 +192,7 @@ class TurnListener:
             utterance.speculative = speculative
             speculative.add_done_callback(lambda done: self._tentative(utterance, done))
         elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
-            if utterance.speculative is not None:
-                utterance.speculative.cancel()  # dropped if still queued; else ignored
-            if utterance.abandon is not None:
-                utterance.abandon.set()  # a run in progress stops at its next step
-            utterance.speculative = utterance.abandon = None
+            utterance.drop_speculative()
         elif event is SegmenterEvent.NO_INPUT:
             self.segmenter.reset()
             if self.armed:
@@ -222,9 +227,9 @@ class TurnListener:
 
     def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
         endpoint_at = time.monotonic()
-        speculative = utterance.speculative if not cut_off else None
-        if cut_off and utterance.abandon is not None:
-            utterance.abandon.set()  # all of the turn is transcribed instead
+        if cut_off:
+            utterance.drop_speculative()  # all of the turn is transcribed instead
+        speculative = utterance.speculative
         transcription = speculative or self._transcribe(utterance)
         previous = self._previous
 
