@@ -6,9 +6,9 @@ the chat page — and every table and comparison after that sees only E.164 stri
 
 from __future__ import annotations
 
-from urllib.parse import unquote
-
 import phonenumbers
+
+from agent.sip.uri import SipUriError, parse_values, telephone_number
 
 # Caller-ID values that mean "the network will not tell us who this is".
 _WITHHELD = frozenset(
@@ -24,7 +24,6 @@ _WITHHELD = frozenset(
         "invalid",
     }
 )
-_URI_SCHEMES = ("sip:", "sips:", "tel:")
 _PARSE_REASONS = {
     phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
     phonenumbers.NumberParseException.NOT_A_NUMBER: "no digits that form a number",
@@ -62,7 +61,7 @@ def caller_id_e164(raw: str | None, region: str) -> str | None:
     if raw is None:
         return None
     user = _uri_user_part(raw)
-    if user.lower() in _WITHHELD:
+    if user is None or user.lower() in _WITHHELD:
         return None
     try:
         return normalize(user, region)
@@ -78,16 +77,19 @@ def last_four(e164: str) -> str:
     return digits[-4:]
 
 
-def _uri_user_part(raw: str) -> str:
-    """The user part of a SIP/tel URI (or the text itself when it is not a URI)."""
+def _uri_user_part(raw: str) -> str | None:
+    """The number of a SIP/tel URI or name-addr, the text itself when it is not a URI.
+
+    None when ``raw`` looks like a URI or name-addr but is malformed, or its user part is
+    not a number: a forged display name (``"<sip:+1416...@x>" <sip:anonymous@...>``)
+    must not be read as a number.
+    """
     text = raw.strip()
-    if "<" in text and ">" in text:  # name-addr: "Display Name" <sip:user@host>
-        text = text[text.index("<") + 1 : text.rindex(">")]
-    lowered = text.lower()
-    for scheme in _URI_SCHEMES:
-        if lowered.startswith(scheme):
-            text = text[len(scheme) :]
-            text = text.split("@", 1)[0]
-            text = text.split(";", 1)[0]
-            break
-    return unquote(text).strip()
+    if not any(mark in text for mark in '<>"@:;'):
+        return text
+    try:
+        uri = parse_values(text)[0].uri
+    except SipUriError:
+        return None
+    number = telephone_number(uri)
+    return number if number is not None else uri.user

@@ -11,9 +11,11 @@ from agent.sip.policy import (
     caller_identity,
     check_incoming,
     host_of,
+    identity_trusted,
     sip_headers,
     source_allowed,
 )
+from agent.sip.registration import trusting
 
 
 def invite(*headers: str) -> str:
@@ -85,9 +87,11 @@ def test_pai_wins_over_from() -> None:
     assert who.verified
 
 
-def test_first_of_several_identities() -> None:
+def test_identities_naming_different_numbers_are_withheld() -> None:
     msg = invite("P-Asserted-Identity: <sip:+14165550199@pbx>, <tel:+14165550100>")
-    assert caller_identity(msg, "US").e164 == "+14165550199"
+    assert caller_identity(msg, "US").e164 is None
+    same = invite("P-Asserted-Identity: <sip:+14165550199@pbx>, <tel:+1-416-555-0199>")
+    assert caller_identity(same, "US").e164 == "+14165550199"
 
 
 def test_folded_header_line() -> None:
@@ -121,3 +125,24 @@ def test_withheld_or_unusable_caller_is_none(header: str) -> None:
 
 def test_headers_ignore_body() -> None:
     assert sip_headers(invite("Contact: <sip:x@y>")) == {}
+
+
+def test_identity_trusted_defaults_to_allowed_networks() -> None:
+    settings = SipSettings(allowed_networks=("10.0.0.0/8",))
+    assert identity_trusted(settings, "10.1.2.3:5060")
+    assert not identity_trusted(settings, "192.0.2.1:5060")
+    narrow = SipSettings(
+        allowed_networks=("10.0.0.0/8",), trusted_identity_networks=("10.0.0.5/32",)
+    )
+    assert identity_trusted(narrow, "10.0.0.5:5060")
+    assert not identity_trusted(narrow, "10.1.2.3:5060")
+
+
+def test_registrar_is_a_trusted_identity_source() -> None:
+    narrow = SipSettings(
+        allowed_networks=("10.0.0.0/8",), trusted_identity_networks=("10.0.0.5/32",)
+    )
+    settings = trusting(narrow, ("192.0.2.7:5060",))
+    assert identity_trusted(settings, "192.0.2.7:5060")
+    assert not identity_trusted(settings, "10.1.2.3:5060")
+    assert identity_trusted(trusting(SipSettings(), ("192.0.2.7:5060",)), "192.0.2.7:5060")

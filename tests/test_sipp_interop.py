@@ -144,14 +144,19 @@ def agent(
             agent.stop()
 
 
-@pytest.fixture(scope="module")
-def caller_audio() -> bytes:
-    """What the caller says, as raw 8 kHz mu-law (Piper, reproducible), with 0.5 s of
-    silence before and after."""
+def spoken_ulaw(text: str) -> bytes:
+    """``text`` said as raw 8 kHz mu-law (Piper, reproducible), with 0.5 s of silence before
+    and after: what SIPp streams as the caller's voice."""
     piper = PiperSynthesizer(sample_rate=8000, noise_scale=0.0, noise_w_scale=0.0)
     silence = np.zeros(4000, dtype=np.int16)
-    speech = np.concatenate([silence, *piper.synthesize(CALLER_SAYS), silence])
+    speech = np.concatenate([silence, *piper.synthesize(text), silence])
     return ulaw_encode(speech)
+
+
+@pytest.fixture(scope="module")
+def caller_audio() -> bytes:
+    """What the caller says."""
+    return spoken_ulaw(CALLER_SAYS)
 
 
 def test_trunk_call_interoperates(agent: PhoneAgent, caller_audio: bytes, tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ from agent.sip.events import (
 from agent.sip.media import CallAudio, CallAudioPort, PortPool
 from agent.sip.pjlog import stdout_redirected
 from agent.sip.pjthread import CommandQueue, collect_before_destroy, configure_media, guarded
-from agent.sip.policy import caller_identity, check_incoming, host_of
+from agent.sip.policy import caller_identity, check_incoming, host_of, identity_trusted
+from agent.sip.refusals import RefusalLog
 from agent.sip.registration import (
     UNREGISTER_WAIT_SECONDS,
     RegistrationState,
@@ -98,6 +99,7 @@ class SipEndpoint:
         self._audio: dict[int, CallAudio] = {}
         self.refused_calls = 0
         """INVITEs refused by the policy (403/486) since start."""
+        self._refusals = RefusalLog()
         self.pumped_at = time.monotonic()
         """When the pjsua2 thread last went round its event pump (the watchdog's heartbeat)."""
         # pjsua2 thread only:
@@ -195,7 +197,9 @@ class SipEndpoint:
                 self._ep.libHandleEvents(_POLL_MS)
                 self._commands.drain()
                 self._reap()
+                self._log_refusals(self._refusals.due())
         finally:
+            self._log_refusals(self._refusals.flush())
             self._teardown()
 
     def _setup(self) -> int:
@@ -285,12 +289,16 @@ class SipEndpoint:
         source = str(prm.rdata.srcAddress)
         refusal = check_incoming(self.settings, source, self.active_calls)
         if refusal is not None:
-            log.warning("refused INVITE from %s: %d %s", source, refusal.status, refusal.reason)
+            lines = self._refusals.refused(host_of(source), refusal.status, refusal.reason)
+            self._log_refusals(lines)
             self.refused_calls += 1
             call.answer(_op(refusal.status))
             return
         who = caller_identity(
-            str(prm.rdata.wholeMsg), self.region, require_verstat=self.settings.require_verstat
+            str(prm.rdata.wholeMsg),
+            self.region,
+            require_verstat=self.settings.require_verstat,
+            trust_pai=identity_trusted(self.settings, source),
         )
         assert self._loop is not None
         self._audio[call_id] = CallAudio(self._loop)
@@ -305,8 +313,14 @@ class SipEndpoint:
                 caller_verified=who.verified,
                 remote_address=host_of(source),
                 sip_call_id=str(call.getInfo().callIdString),
+                identity_ignored=who.ignored,
             )
         )
+
+    @staticmethod
+    def _log_refusals(lines: list[str]) -> None:
+        for line in lines:
+            log.warning("%s", line)
 
     def on_media_state(self, call: _Call) -> None:
         call_id = call.getId()

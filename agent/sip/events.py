@@ -22,6 +22,9 @@ class IncomingCall:
     """Source IP address of the INVITE."""
     sip_call_id: str = ""
     """The INVITE's Call-ID header (recorded on the call row)."""
+    identity_ignored: tuple[str, ...] = ()
+    """Identity headers dropped because the source is not in ``trusted_identity_networks``
+    ("P-Asserted-Identity", "verstat"); the call's audit records them."""
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,18 @@ from dataclasses import dataclass
 
 from agent.config_schema import SipSettings
 from agent.phones import caller_id_e164
+from agent.sip.uri import SipUriError, parse_values, telephone_number
 
 FORBIDDEN = 403
 BUSY_HERE = 486
 VERSTAT_PASSED = "TN-Validation-Passed"
+VERSTAT_FAILED = "TN-Validation-Failed"
 
 _HEADER_NAMES = {
     "p-asserted-identity": "pai",
     "from": "from",
     "f": "from",  # compact form
 }
-_VERSTAT = re.compile(r";\s*verstat=([^;>@?\s,]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,11 @@ class CallerIdentity:
     verstat: str | None
     """STIR/SHAKEN verification status parameter, when present."""
     verified: bool
-    """Whether the number may be trusted (always True unless ``require_verstat``)."""
+    """Whether the number may be trusted: never with ``TN-Validation-Failed``; otherwise
+    always, unless ``require_verstat`` asks for ``TN-Validation-Passed``."""
+    ignored: tuple[str, ...] = ()
+    """Headers dropped because the INVITE's source is not a trusted identity source
+    ("P-Asserted-Identity", "verstat"); empty when nothing was dropped."""
 
 
 def host_of(address: str) -> str:
@@ -84,9 +89,23 @@ def source_allowed(source: str, networks: tuple[str, ...]) -> bool:
     return False
 
 
-def sip_headers(message: str) -> dict[str, str]:
-    """First value of each header we care about, keyed "pai"/"from" (folded lines joined)."""
-    found: dict[str, str] = {}
+def identity_trusted(settings: SipSettings, source: str) -> bool:
+    """Whether P-Asserted-Identity and verstat from ``source`` are believed.
+
+    Only from ``trusted_identity_networks`` (empty: ``allowed_networks``); in register mode
+    ``trusting`` has added the registrar's addresses to whichever applies.
+    """
+    networks = settings.trusted_identity_networks or settings.allowed_networks
+    return source_allowed(source, networks)
+
+
+def sip_headers(message: str) -> dict[str, list[str]]:
+    """Every value of the headers we care about, keyed "pai"/"from" (folded lines joined).
+
+    A header repeated on several lines gives several values (two P-Asserted-Identity
+    headers, one ``sip:`` and one ``tel:``); comma-separated values stay in one string.
+    """
+    found: dict[str, list[str]] = {}
     head = re.split(r"\r?\n\r?\n", message, maxsplit=1)[0]
     lines: list[str] = []
     for line in re.split(r"\r?\n", head)[1:]:  # skip the request line
@@ -97,26 +116,78 @@ def sip_headers(message: str) -> dict[str, str]:
     for line in lines:
         name, sep, value = line.partition(":")
         key = _HEADER_NAMES.get(name.strip().lower())
-        if sep and key and key not in found:
-            found[key] = value.strip()
+        if sep and key:
+            found.setdefault(key, []).append(value.strip())
     return found
 
 
-def caller_identity(message: str, region: str, *, require_verstat: bool = False) -> CallerIdentity:
-    """Caller ID from P-Asserted-Identity, else From, of the raw INVITE ``message``."""
+def caller_identity(
+    message: str, region: str, *, require_verstat: bool = False, trust_pai: bool = True
+) -> CallerIdentity:
+    """Caller ID from P-Asserted-Identity, else From, of the raw INVITE ``message``.
+
+    ``trust_pai=False`` (the INVITE did not come from ``trusted_identity_networks``):
+    P-Asserted-Identity is ignored and no ``verstat`` is believed; the result's
+    ``ignored`` names what was dropped. ``verstat`` is read only from the chosen URI's
+    parameters (its user part's, as ATIS-1000074 and 3GPP TS 24.229 place it:
+    ``sip:+14165550123;verstat=TN-Validation-Passed@host``, or a tel URI's), never from a
+    display name or a header parameter after ``>``. ``TN-Validation-Failed`` is never
+    verified, whatever ``require_verstat`` says. A malformed header gives a withheld caller.
+    """
     headers = sip_headers(message)
-    raw = headers.get("pai") or headers.get("from")
-    if raw is not None and "," in raw and "<" in raw:
-        raw = raw.split(">", 1)[0] + ">"  # several identities: the first one
-    e164 = caller_id_e164(_uri_of(raw), region) if raw is not None else None
-    match = _VERSTAT.search(_uri_of(raw)) if raw is not None else None
-    verstat = match.group(1) if match else None
-    verified = e164 is not None and (not require_verstat or verstat == VERSTAT_PASSED)
-    return CallerIdentity(raw=raw, e164=e164, verstat=verstat, verified=verified)
+    ignored: list[str] = []
+    chosen = None
+    if headers.get("pai"):
+        if trust_pai:
+            chosen = _asserted(headers["pai"], region)
+        else:
+            ignored.append("P-Asserted-Identity")
+    if chosen is None:
+        chosen = _first_from(headers.get("from", []), region)
+    raw, e164, verstat = chosen if chosen is not None else (None, None, None)
+    if verstat is not None and not trust_pai:
+        ignored.append("verstat")
+        verstat = None
+    verified = (
+        e164 is not None
+        and verstat != VERSTAT_FAILED
+        and (not require_verstat or verstat == VERSTAT_PASSED)
+    )
+    return CallerIdentity(raw, e164, verstat, verified, tuple(ignored))
 
 
-def _uri_of(value: str) -> str:
-    """The URI of a name-addr, or the value itself (header params after ``>`` dropped)."""
-    if "<" in value and ">" in value:
-        return value[value.index("<") + 1 : value.index(">")]
-    return value.split(";tag=", 1)[0]
+def _asserted(values: list[str], region: str) -> tuple[str, str | None, str | None]:
+    """The identity of the P-Asserted-Identity values (the tel URI first).
+
+    Values naming different numbers make the caller withheld (which one would be true?);
+    a ``TN-Validation-Failed`` on any of them wins over a pass on another.
+    """
+    try:
+        parsed = [
+            (value, item) for value in values for item in parse_values(value, header_params=False)
+        ]
+    except SipUriError:
+        return (values[0], None, None)
+    parsed.sort(key=lambda pair: pair[1].uri.scheme != "tel")
+    numbers = {caller_id_e164(telephone_number(item.uri), region) for _, item in parsed}
+    numbers.discard(None)
+    if not numbers:
+        return (parsed[0][0], None, None)  # the trunk asserts no number: withheld
+    e164 = numbers.pop() if len(numbers) == 1 else None
+    verstats = {item.uri.param("verstat") for _, item in parsed} - {None}
+    verstat = VERSTAT_FAILED if VERSTAT_FAILED in verstats else _one(verstats)
+    return (parsed[0][0], e164, verstat)
+
+
+def _first_from(values: list[str], region: str) -> tuple[str, str | None, str | None] | None:
+    if not values:
+        return None
+    try:
+        uri = parse_values(values[0])[0].uri
+    except SipUriError:
+        return (values[0], None, None)
+    return (values[0], caller_id_e164(telephone_number(uri), region), uri.param("verstat"))
+
+
+def _one(values: set[str | None]) -> str | None:
+    return values.pop() if len(values) == 1 else None

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.config_schema import SipSettings
 from agent.sip.policy import host_of
+from agent.sip.uri import SipUriError, is_ip, parse_host_port
 
 RETRY_SECONDS = 60
 """After a timeout, 5xx or 6xx, pjsua2 tries again this often (randomised by up to 10 s).
@@ -37,8 +37,6 @@ UNREGISTER_WAIT_SECONDS = 1.0
 """At stop, wait at most this long for the registrar to confirm the unregistration."""
 
 _AUTH_FAILURES = frozenset({401, 403, 407})
-_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
-_HOST_PORT = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]+)(?::(?P<port>[0-9]+))?")
 
 RegistrationPhase = Literal["registering", "registered", "failed", "unregistered"]
 
@@ -80,19 +78,12 @@ def parse_registrar(text: str) -> Registrar:
     rest, semicolon, params = rest.partition(";")
     if "@" in rest:
         raise ValueError("write the host only; the user goes in username")
-    match = _HOST_PORT.fullmatch(rest)
-    if not rest or match is None:
+    if not rest:
         raise ValueError("expected host, host:port or sip:host[:port]")
-    host = match.group("host")
-    if host.startswith("["):
-        host = host[1:-1]
-        if not _is_ip(host) or ipaddress.ip_address(host).version != 6:
-            raise ValueError(f"[{host}] is not an IPv6 address")
-    elif not _is_ip(host) and not _HOST.fullmatch(host):
-        raise ValueError(f"{host!r} is not a host name or IP address")
-    port = int(match.group("port")) if match.group("port") else None
-    if port is not None and not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is not 1 to 65535")
+    try:
+        host, port = parse_host_port(rest)
+    except SipUriError as err:
+        raise ValueError(str(err)) from err
     return Registrar(host=host, port=port, scheme=scheme, params=semicolon + params)
 
 
@@ -125,7 +116,7 @@ def account_config(settings: SipSettings, transport_id: int) -> Any:
 
 def resolve(host: str) -> tuple[str, ...]:
     """The IP addresses of ``host`` (itself if it is one); () when it does not resolve."""
-    if _is_ip(host):
+    if is_ip(host):
         return (host,)
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_UDP)
@@ -135,18 +126,34 @@ def resolve(host: str) -> tuple[str, ...]:
 
 
 def trusting(settings: SipSettings, addresses: tuple[str, ...]) -> SipSettings:
-    """``settings`` whose ``allowed_networks`` also hold ``addresses`` (as /32 or /128)."""
-    networks = list(settings.allowed_networks)
+    """``settings`` whose ``allowed_networks`` also hold ``addresses`` (as /32 or /128).
+
+    A non-empty ``trusted_identity_networks`` gets them too: the registrar is the trunk,
+    whose P-Asserted-Identity and verstat are believed (empty already means "the same as
+    ``allowed_networks``").
+    """
+    allowed = _with(settings.allowed_networks, addresses)
+    trusted = settings.trusted_identity_networks
+    if trusted:
+        trusted = _with(trusted, addresses)
+    if (allowed, trusted) == (settings.allowed_networks, settings.trusted_identity_networks):
+        return settings
+    return dataclasses.replace(
+        settings, allowed_networks=allowed, trusted_identity_networks=trusted
+    )
+
+
+def _with(networks: tuple[str, ...], addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """``networks`` plus each of ``addresses`` they do not cover yet (as /32 or /128)."""
+    found = list(networks)
     for address in addresses:
         try:
             ip = ipaddress.ip_address(host_of(address))
         except ValueError:
             continue
-        if not any(ip in ipaddress.ip_network(net, strict=False) for net in networks):
-            networks.append(str(ipaddress.ip_network(ip)))
-    if len(networks) == len(settings.allowed_networks):
-        return settings
-    return dataclasses.replace(settings, allowed_networks=tuple(networks))
+        if not any(ip in ipaddress.ip_network(net, strict=False) for net in found):
+            found.append(str(ipaddress.ip_network(ip)))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -200,11 +207,3 @@ def describe(state: RegistrationState) -> str:
             return f"{failed} (check username, password and realm; not retried until restart)"
         return failed
     return f"registering {where}"
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
