@@ -60,10 +60,13 @@ class ChatPrinter:
         self.out.flush()
 
 
-async def chat(config: Config, caller: str, printer: ChatPrinter, stdin: TextIO) -> str | None:
-    """Run one text conversation; returns the outcome."""
+async def chat(
+    config: Config, caller: str, printer: ChatPrinter, stdin: TextIO, verstat: str | None = None
+) -> str | None:
+    """Run one text conversation; returns the outcome. ``verstat`` stands in for the trunk's
+    STIR/SHAKEN result (none: the caller is not attested, see ``disclose_amounts``)."""
     today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
-    parser = RasaIntentParser(config.nlu.url, config.nlu.timeout_seconds)
+    parser = RasaIntentParser.from_settings(config.nlu)
     # No outbox worker here: the session tries its text itself (bounded wait); a text still
     # queued at the end is sent by the next `voice-agent run`.
     outbox = Outbox(build_gateway(config), config)
@@ -73,6 +76,7 @@ async def chat(config: Config, caller: str, printer: ChatPrinter, stdin: TextIO)
         parser,
         outbox,
         caller_id=caller,  # "anonymous" is recognised as withheld by check_caller
+        verstat=verstat,
     )
     try:
         printer.turn(session.begin())
@@ -91,7 +95,7 @@ async def chat(config: Config, caller: str, printer: ChatPrinter, stdin: TextIO)
     return session.summary.outcome
 
 
-def run_chat(config: Config, caller: str, as_json: bool) -> int:
+def run_chat(config: Config, caller: str, as_json: bool, verstat: str | None = None) -> int:
     printer = ChatPrinter(sys.stdout, as_json, interactive=sys.stdin.isatty())
-    asyncio.run(chat(config, caller, printer, sys.stdin))
+    asyncio.run(chat(config, caller, printer, sys.stdin, verstat))
     return 0

@@ -75,6 +75,9 @@ class PhoneAgent:
             settings += f"\n[web]\nport = {free_port()}\n"
         if "[asr]" not in settings:
             settings += '\n[asr]\nmodel = "tiny.en"\n'
+        if "[sms]" not in settings:  # the key the agent (working directory: folder) uses,
+            # named so that test-call, run from elsewhere, reads the texts with it too
+            settings += f'\n[sms]\nbody_key_file = "{folder / "var" / "outbox.key"}"\n'
         config = write_config(folder / "agent.toml", nlu_url, db, settings)
         log_path = folder / "agent.log"
         with log_path.open("w") as log:

@@ -74,7 +74,7 @@ def test_seven_open_invoices_exactly_five_most_recent_are_read(demo: Demo) -> No
     assert call.final["outcome"] == "link_sent"
     assert call.final["invoice"] == invoices[4].number
     disclosed = [data for kind, data in events(demo) if kind == "invoices-disclosed"]
-    assert disclosed == [{"invoices": [inv.number for inv in invoices[:5]]}]
+    assert disclosed == [{"invoices": [inv.number for inv in invoices[:5]], "amounts_spoken": True}]
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,13 @@ texted only to a number the business holds for that customer); a text a plain re
 send (its link is live and still in it); a text the caller got whose link is still live
 (void it first to replace it anyway); an invoice that is no longer open or has nothing left
 to pay; a row a sender holds right now.
+
+The daily cap on payment texts per number (``[sms] max_payment_texts_per_number_per_day``,
+``agent.sms.limit``) guards against callers, not admins: a resend is an admin's deliberate
+decision about one text, so it is not refused by the cap. It is counted under the same
+per-number lock as a call's text (so it counts toward later callers' cap), and when the
+number already had its day's texts the resend says so: ``sms-limit-bypassed`` in the call's
+audit trail, a ``note:`` line for the admin and ``over_daily_cap`` in ``--json``.
 """
 
 from __future__ import annotations
@@ -39,12 +46,13 @@ from agent.billing.models import (
     Phone,
     SmsMessage,
     cents_to_decimal,
-    database_proxy,
 )
 from agent.config import Config
 from agent.paylinks.links import issue_link
 from agent.phones import last_four
 from agent.sms import rows
+from agent.sms.limit import TextCap, text_allowed, window_start
+from agent.sms.limit_store import payment_text_transaction, payment_texts_since
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,8 @@ class Resent:
     """The old link: its state before, and whether this command voided it."""
     new_link: PaymentLink
     invoice: Invoice
+    cap: TextCap
+    """The number's daily cap as counted before this text (not enforced for an admin)."""
 
     def row(self) -> Row:
         return {
@@ -70,6 +80,7 @@ class Resent:
             "invoice": self.invoice.number, "amount_cents": self.new_link.amount_cents,
             "currency": self.new_link.currency, "link_expires_at": self.new_link.expires_at,
             "old_link_id": self.old_link.link_id, "old_link_voided": self.old_link.voided,
+            "over_daily_cap": not self.cap.allowed,
         }  # fmt: skip
 
     def sentences(self, expires: str) -> list[str]:
@@ -84,13 +95,25 @@ class Resent:
             f"it replaces text message {self.old.id}, whose link {old.link_id} {what}",
         ]
 
+    def notes(self) -> list[str]:
+        """Warnings for the admin, after the sentences."""
+        cap = self.cap
+        if cap.allowed:
+            return []
+        return [
+            f"note: the number ending {last_four(self.new.to_number)} already had "
+            f"{cap.texts_in_window} payment texts in the last 24 hours; callers are limited "
+            f"to {cap.cap} ([sms] max_payment_texts_per_number_per_day), an admin's resend is not"
+        ]
+
 
 def resend_with_new_link(message_id: int, config: Config, now: datetime, user: str) -> Resent:
     """Queue the payment text ``message_id`` again with a new link; raises the refusal."""
-    with database_proxy.atomic():
-        message = SmsMessage.get_or_none(SmsMessage.id == message_id)
-        if message is None:
-            raise refused(_COMMAND, f"there is no text message with id {message_id}")
+    found = SmsMessage.get_or_none(SmsMessage.id == message_id)
+    if found is None:
+        raise refused(_COMMAND, f"there is no text message with id {message_id}")
+    with payment_text_transaction(found.to_number):  # counted as a call counts its text
+        message = SmsMessage.get_by_id(message_id)  # as it is now, under the lock
         old_link = _link_of(message)
         check_not_opted_out(message)
         check_not_claimed(message, now)
@@ -98,6 +121,8 @@ def resend_with_new_link(message_id: int, config: Config, now: datetime, user: s
         invoice: Invoice = old_link.invoice
         _check_invoice(message, invoice)
         _check_on_file(message, invoice)
+        sent = payment_texts_since(message.to_number, window_start(now))
+        cap = text_allowed(sent, config.sms.max_payment_texts_per_number_per_day)
         voided = links.void_link(old_link.id, now, user)
         issued = issue_link(invoice, config.paylinks, now, call=message.call)
         body = rows.payment_text(config, invoice, issued.url)
@@ -114,12 +139,19 @@ def resend_with_new_link(message_id: int, config: Config, now: datetime, user: s
                 "invoice": invoice.number, "by": "admin", "user": user,
             }  # fmt: skip
             CallEvent.append(message.call, "sms-resent", data, now)
+            if not cap.allowed:
+                CallEvent.append(
+                    message.call,
+                    "sms-limit-bypassed",
+                    {**cap.audit(), "by": "admin", "user": user},
+                    now,
+                )
     log.info(
         "text message %d to number ending %s resent as %d with new payment link %d by admin "
         "command (user %s)", message.id, last_four(message.to_number), new.id, issued.link.id,
         user,
     )  # fmt: skip
-    return Resent(message, new, voided, issued.link, invoice)
+    return Resent(message, new, voided, issued.link, invoice, cap)
 
 
 def _link_of(message: SmsMessage) -> PaymentLink:

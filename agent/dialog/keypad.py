@@ -14,6 +14,10 @@ key         meaning
 3-9         invoice number N while choosing from the list
 #           ignored (many callers end entries with it)
 ==========  ===========================================================================
+
+A key is stored in the call's audit trail (``caller-key``) only where it means something;
+the session only counts the others, so digits typed in a row (a card number keyed in) are
+never kept as a sequence.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from agent.dialog.selection import choose_invoice
 from agent.dialog.types import (
     Action,
     CallerContext,
+    CardNumberRead,
     End,
     Escalate,
     Event,
@@ -40,6 +41,14 @@ MAX_MISSES = 3
 MAX_SILENCES = 2
 """One "are you still there?", then the second silence in a row ends the call."""
 
+MAX_REPEATS = 3
+"""Asking to hear the question again ("repeat", key ``*``) this often in one call is fine;
+the next request hands the caller to a person (reason ``repeat-limit``), so a caller
+cannot hold the line by asking again forever."""
+
+ATTESTED = "attested"
+"""``disclose_amounts`` value: amounts and dates only for STIR/SHAKEN-attested callers."""
+
 
 @dataclass(frozen=True)
 class PolicySettings:
@@ -48,6 +57,8 @@ class PolicySettings:
     confidence_threshold: float
     link_lifetime_hours: float
     prompts: Prompts
+    disclose_amounts: str = "verified"
+    """``verified`` or ``attested`` (see ``PaymentPolicy.speaks_amounts``)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,8 @@ class DialogState:
     last_prompt: str = ""
     silences: int = 0
     """No-input timeouts in a row (phone calls); any caller turn resets it."""
+    repeats: int = 0
+    """Times the caller asked to hear the question again in this call (never reset)."""
     text: TextStatus | None = None
     """What became of the payment text, once the caller is offered a person because of it
     (delayed, failed, opted out)."""
@@ -87,6 +100,8 @@ class PaymentPolicy:
             return self._escalate(state, "internal-error")
         if isinstance(event, Silence):
             return self._silence(state)
+        if isinstance(event, CardNumberRead):
+            return self._no_card_details(replace(state, silences=0))
         return self._hear(replace(state, silences=0), event)
 
     # --- turn handling -----------------------------------------------------
@@ -96,7 +111,7 @@ class PaymentPolicy:
         if intent == "request_human":
             return self._escalate(state, "caller-request")
         if intent == "repeat" and state.last_prompt:
-            return self._say(state, state.last_prompt, misses=state.misses)
+            return self._repeat(state)
         if intent == "goodbye" and state.step is not Step.SENDING:
             return self._end(state, self.prompts.goodbye(), self._quiet_outcome(state))
         handler = {
@@ -127,19 +142,24 @@ class PaymentPolicy:
         state = replace(state, offered=offered)
         picked = None
         if len(offered) > 1:  # "I want to pay invoice ten forty two" names one up front
-            picked = choose_invoice(heard.text, heard.entities, offered, by_position=False)
+            picked = choose_invoice(
+                heard.text, heard.entities, offered, by_position=False, by_value=self._values(state)
+            )
         if len(offered) == 1 or picked is not None:
             choice = offered[picked or 0]
             return self._confirm(state, choice, disclosed=(choice,))
         return self._read_list(state)
 
     def _on_choosing(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
-        picked = choose_invoice(heard.text, heard.entities, state.offered)
+        picked = self._choose(state, heard)
         if picked is not None and intent != "deny":
             return self._confirm(state, state.offered[picked])
         if intent == "deny":
             state = replace(state, step=Step.OFFER_CSR, misses=0)
             return self._say(state, self.prompts.declined_one())
+        if not self._values(state):
+            count = len(state.offered)
+            return self._miss(state, lambda n: self.prompts.reprompt_position(count, n))
         return self._miss(state, lambda n: self.prompts.reprompt_choice(state.offered, n))
 
     def _on_confirming(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
@@ -147,7 +167,7 @@ class PaymentPolicy:
         if selected is None:  # cannot happen: CONFIRMING is only entered with a choice
             return self._read_list(state, disclose=False)
         if len(state.offered) > 1 and intent != "deny":  # "yes, the third one" changes it
-            picked = choose_invoice(heard.text, heard.entities, state.offered)
+            picked = self._choose(state, heard)
             if picked is not None and state.offered[picked] != selected:
                 return self._confirm(state, state.offered[picked])
         if intent in ("affirm", "pay_invoice"):
@@ -163,10 +183,12 @@ class PaymentPolicy:
             text = self.prompts.declined_several() if several else self.prompts.declined_one()
             state, actions = self._say(state, text)
             return state, [declined, *actions]
+        if not self._values(state):
+            return self._miss(state, self.prompts.reprompt_confirm_plain)
         return self._miss(state, lambda n: self.prompts.reprompt_confirm(selected, n))
 
     def _on_after_deny(self, state: DialogState, heard: Utterance, intent: str | None) -> Result:
-        picked = choose_invoice(heard.text, heard.entities, state.offered)
+        picked = self._choose(state, heard)
         if picked is not None and intent != "deny":
             return self._confirm(state, state.offered[picked])
         if intent in ("affirm", "pay_invoice", "select_invoice"):
@@ -184,6 +206,14 @@ class PaymentPolicy:
             return self._end(state, self.prompts.goodbye(), self._quiet_outcome(state))
         return self._miss(state, self.prompts.reprompt_yes_no)
 
+    def _no_card_details(self, state: DialogState) -> Result:
+        """Card details are never taken by phone: say so, then ask the last question again
+        (the conversation goes on where it was; the turn is not a miss)."""
+        question = state.last_prompt if state.step is not Step.GREETING else ""
+        said = self.prompts.no_card_details(question)
+        record = Record("card-number-refused", {"step": state.step.value})
+        return state, [record, Say(said)]
+
     def _silence(self, state: DialogState) -> Result:
         silences = state.silences + 1
         record = Record("caller-silent", {"step": state.step.value, "count": silences})
@@ -198,31 +228,54 @@ class PaymentPolicy:
 
     # --- building blocks ---------------------------------------------------
 
+    def speaks_amounts(self, caller: CallerContext) -> bool:
+        """Whether amounts and dates may be read to ``caller``: always under ``disclose_amounts
+        = "verified"``; under ``"attested"`` only with STIR/SHAKEN TN-Validation-Passed."""
+        return self.settings.disclose_amounts != ATTESTED or caller.attested
+
+    def _values(self, state: DialogState) -> bool:
+        return self.speaks_amounts(state.caller)
+
+    def _choose(self, state: DialogState, heard: Utterance) -> int | None:
+        """The invoice picked; by position only when amounts and dates are not spoken (a
+        caller who has not heard them must not be able to probe them)."""
+        by_value = self._values(state)
+        return choose_invoice(heard.text, heard.entities, state.offered, by_value=by_value)
+
     def _read_list(self, state: DialogState, disclose: bool = True) -> Result:
         state = replace(state, step=Step.CHOOSING, selected=None, misses=0)
         open_count = max(state.caller.open_invoice_count, len(state.caller.invoices))
-        text = self.prompts.invoice_list(state.offered, open_count)
+        if self._values(state):
+            text = self.prompts.invoice_list(state.offered, open_count)
+        else:
+            text = self.prompts.invoices_found(len(state.offered), open_count)
         state, actions = self._say(state, text)
         if disclose:
-            actions.insert(0, _disclosed(state.offered))
+            actions.insert(0, _disclosed(state.offered, self._values(state)))
         return state, actions
 
     def _confirm(
         self, state: DialogState, invoice: InvoiceView, disclosed: tuple[InvoiceView, ...] = ()
     ) -> Result:
         state = replace(state, step=Step.CONFIRMING, selected=invoice, misses=0)
-        open_count = max(state.caller.open_invoice_count, len(state.caller.invoices))
-        if open_count == 1:
-            text = self.prompts.one_invoice(invoice)
-        elif len(state.offered) == 1:  # max_invoices_read = 1: only the most recent is read
-            text = self.prompts.most_recent_of(invoice, open_count)
-        else:
-            text = self.prompts.confirm_selected(invoice)
-        state, actions = self._say(state, text)
+        state, actions = self._say(state, self._confirm_text(state, invoice))
         chosen = Record("invoice-selected", {"invoice": invoice.number})
         if disclosed:
-            return state, [_disclosed(disclosed), chosen, *actions]
+            return state, [_disclosed(disclosed, self._values(state)), chosen, *actions]
         return state, [chosen, *actions]
+
+    def _confirm_text(self, state: DialogState, invoice: InvoiceView) -> str:
+        open_count = max(state.caller.open_invoice_count, len(state.caller.invoices))
+        values = self._values(state)
+        if open_count == 1:
+            return self.prompts.one_invoice(invoice) if values else self.prompts.one_found()
+        if len(state.offered) == 1:  # max_invoices_read = 1: only the most recent is read
+            if values:
+                return self.prompts.most_recent_of(invoice, open_count)
+            return self.prompts.most_recent_found(open_count)
+        if values:
+            return self.prompts.confirm_selected(invoice)
+        return self.prompts.confirm_position(state.offered.index(invoice) + 1)
 
     def _link_sent(self, state: DialogState, text: TextStatus) -> Result:
         hours = self.settings.link_lifetime_hours
@@ -234,9 +287,17 @@ class PaymentPolicy:
             said = self.prompts.text_delayed(last4, hours)
         elif text is TextStatus.OPTED_OUT:
             said = self.prompts.text_opted_out()
+        elif text is TextStatus.LIMITED:
+            said = self.prompts.text_limited()
         else:
             said = self.prompts.text_failed()
         return self._say(replace(state, step=Step.OFFER_CSR, misses=0, text=text), said)
+
+    def _repeat(self, state: DialogState) -> Result:
+        repeats = state.repeats + 1
+        if repeats > MAX_REPEATS:
+            return self._escalate(state, "repeat-limit")
+        return self._say(replace(state, repeats=repeats), state.last_prompt, misses=state.misses)
 
     def _miss(self, state: DialogState, reprompt: Callable[[int], str]) -> Result:
         misses = state.misses + 1
@@ -269,9 +330,13 @@ _TEXT_ESCALATION = {
     TextStatus.DELAYED: "sms-delayed",
     TextStatus.FAILED: "sms-failed",
     TextStatus.OPTED_OUT: "sms-opted-out",
+    TextStatus.LIMITED: "sms-limit",
 }
 """The escalation reason when a caller takes the offer of a person after the text."""
 
 
-def _disclosed(invoices: tuple[InvoiceView, ...]) -> Record:
-    return Record("invoices-disclosed", {"invoices": [inv.number for inv in invoices]})
+def _disclosed(invoices: tuple[InvoiceView, ...], amounts_spoken: bool) -> Record:
+    """Which invoices the caller was told about, and whether their amounts and dates were
+    read (``false``: withheld under ``disclose_amounts = "attested"``)."""
+    numbers = [inv.number for inv in invoices]
+    return Record("invoices-disclosed", {"invoices": numbers, "amounts_spoken": amounts_spoken})

@@ -89,6 +89,63 @@ class Prompts:
             "to your phone by text message? Please say yes, or no."
         )
 
+    # --- amounts withheld (``disclose_amounts = "attested"``, caller not attested) ---------
+
+    def one_found(self) -> str:
+        return (
+            "I've found an open invoice on your account. "
+            "Would you like me to text you a secure link to pay it?"
+        )
+
+    def most_recent_found(self, open_count: int) -> str:
+        return (
+            f"I've found {speech.say_cardinal(open_count)} open invoices on your account. "
+            "Would you like me to text you a secure link to pay the most recent one?"
+        )
+
+    def invoices_found(self, offered_count: int, open_count: int) -> str:
+        """Several invoices, no amount or date: the caller picks by position."""
+        intro = f"I've found {speech.say_cardinal(open_count)} open invoices on your account."
+        if open_count > offered_count:
+            intro += f" I can help with the {speech.say_cardinal(offered_count)} most recent."
+        return (
+            f"{intro} The first one is the most recent. Which one would you like to pay? "
+            f"{self._positions(offered_count)}"
+        )
+
+    def reprompt_position(self, offered_count: int, misses: int) -> str:
+        if misses <= 1:
+            return f"Sorry, which invoice would you like to pay? {self._positions(offered_count)}"
+        return (
+            "Please say the number of the invoice, from one to "
+            f"{speech.say_cardinal(offered_count)}, or press it on your keypad."
+        )
+
+    def confirm_position(self, position: int) -> str:
+        return (
+            f"That's the {speech.say_ordinal(position)} invoice. "
+            "Shall I text you a secure link to pay it?"
+        )
+
+    def reprompt_confirm_plain(self, misses: int) -> str:
+        if misses <= 1:
+            return "Sorry, should I text you the payment link? Please say yes or no."
+        return (
+            "Should I send a secure payment link for that invoice to your phone by text "
+            "message? Please say yes, or no."
+        )
+
+    @staticmethod
+    def _positions(count: int) -> str:
+        """ "Say the first, the second or the third one, or press its number on your keypad." """
+        names = [f"the {speech.say_ordinal(k)}" for k in range(1, count + 1)]
+        if count > 3:
+            names = [*names[:2], f"and so on up to {names[-1]}"]
+            options = ", ".join(names)
+        else:
+            options = ", ".join(names[:-1]) + f" or {names[-1]}"
+        return f"Say {options} one, or press its number on your keypad."
+
     def link_sent(self, last4: str | None, lifetime_hours: float, delivered: bool = True) -> str:
         hours = speech.say_cardinal(round(lifetime_hours))
         where = self._where(last4)
@@ -117,6 +174,22 @@ class Prompts:
         return (
             "I'm sorry, I couldn't send the text message with your payment link. "
             "Would you like to speak with a member of our team?"
+        )
+
+    def no_card_details(self, question: str) -> str:
+        """The caller started reading a card number; ``question``: the one to ask again
+        ("" at the greeting)."""
+        said = (
+            "Please don't read your card number to me: I can't take card details by phone. "
+            "The link I text you lets you pay securely on your phone."
+        )
+        return f"{said} {question or 'How can I help you today?'}"
+
+    def text_limited(self) -> str:
+        """The number already had the day's payment texts ``[sms] max_payment_texts_...``."""
+        return (
+            "I've already sent several payment links to your number today, so I can't send "
+            "another one right now. Would you like to speak with a member of our team?"
         )
 
     def text_opted_out(self) -> str:
@@ -165,6 +238,13 @@ class Prompts:
 
     def still_there(self, last_prompt: str) -> str:
         return f"Are you still there? {last_prompt}"
+
+    def time_limit_goodbye(self) -> str:
+        """The call reached ``[sip] max_call_seconds``."""
+        return (
+            "I'm sorry, this call has reached its time limit, so I'll end it now. Please call "
+            f"back any time. Thanks for calling {self.company}. Goodbye."
+        )
 
     def silent_goodbye(self) -> str:
         return (

@@ -46,10 +46,13 @@ def choose_invoice(
     entities: Sequence[Entity],
     offered: Sequence[InvoiceView],
     by_position: bool = True,
+    by_value: bool = True,
 ) -> int | None:
     """Index into ``offered`` of the invoice the caller picked, or None if unclear.
 
     ``by_position=False`` before the list was read: "the last one" means nothing yet.
+    ``by_value=False`` when amounts and dates were withheld: only the position counts (a
+    date's words are still removed, so "march third" is not "the third one").
     """
     cues: list[set[int]] = []
     text = _strip_slash_date(text, offered, cues)
@@ -57,8 +60,11 @@ def choose_invoice(
     if by_position:
         cues.append(_by_position(tokens, entities, len(offered)))
     rest = " ".join(tokens)
-    cues.append(_by_number(rest, offered))
-    cues.append(_by_amount(rest, offered))
+    if by_value:
+        cues.append(_by_number(rest, offered))
+        cues.append(_by_amount(rest, offered))
+    else:
+        cues = cues[-1:] if by_position else []
     agreed: set[int] | None = None
     for cue in cues:
         if cue:

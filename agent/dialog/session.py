@@ -8,17 +8,18 @@ escalated and the call record is kept.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from agent.billing.models import Call, CallEvent, Invoice, database_proxy, utcnow
+from agent.billing.models import Call, CallEvent, Invoice, utcnow
 from agent.config import Config
 from agent.dialog.keypad import keypress_utterance
 from agent.dialog.policy import DialogState, PaymentPolicy, PolicySettings
 from agent.dialog.prompts import Prompts
 from agent.dialog.types import (
     Action,
+    CardNumberRead,
     End,
     Escalate,
     Event,
@@ -38,12 +39,17 @@ from agent.errors import NluUnavailableError
 from agent.nlu.client import IntentParser
 from agent.nlu.early import EarlyParses
 from agent.paylinks.links import issue_link
-from agent.redact import redact_digit_runs
+from agent.redact import redact_digit_runs, scan
+from agent.sms.limit import TextCap, text_allowed, window_start
+from agent.sms.limit_store import PAYMENT_TEXT, payment_text_transaction, payment_texts_since
 from agent.sms.outbox import Outbox
 from agent.sms.rows import NOT_SENT_MARK, payment_text
 from agent.sms.status import TextStatus
 
 log = logging.getLogger(__name__)
+
+ATTESTED_VERSTAT = "TN-Validation-Passed"
+"""The STIR/SHAKEN verstat of a caller ID the carrier fully attested."""
 
 
 @dataclass
@@ -87,6 +93,8 @@ class ConversationSession:
         self.outbox = outbox
         self.summary = CallSummary()
         self._said: list[str] = []
+        self._ignored_keys = 0
+        """Keys pressed that meant nothing where they were pressed (counted, never stored)."""
         region = config.agent.default_region
         skill = config.payment_collection
         self.call = Call.create(
@@ -96,7 +104,11 @@ class ConversationSession:
             verstat=verstat,
         )
         checked_id = caller_id if caller_trusted else None
-        self.check: CallerCheck = check_caller(checked_id, region, skill.require_mobile)
+        self.check: CallerCheck = check_caller(
+            checked_id, region, skill.require_mobile, verstat=verstat
+        )
+        if caller_trusted and verstat == ATTESTED_VERSTAT:  # may hear amounts, disclose_amounts
+            self.check = replace(self.check, context=replace(self.check.context, attested=True))
         self.call.caller_e164 = self.check.caller_e164
         self.call.customer = self.check.customer
         self.call.save()
@@ -118,6 +130,7 @@ class ConversationSession:
                 "result": context.verification.value,
                 "customer": self.check.customer.customer_id if self.check.customer else None,
                 "open_invoices": context.open_invoice_count,
+                "attested": context.attested,
             },
         )
         self.state, actions = self.policy.start(context)
@@ -130,9 +143,13 @@ class ConversationSession:
         """One caller turn: redact, parse, decide, act. Never raises for a caller's words."""
         if self.ended:
             return Turn("", self.state.step.value)
-        text = redact_digit_runs(text)
+        heard = scan(text)  # card numbers and long digit runs go no further than here
+        text = heard.text
         intent: dict[str, Any] | None = None
         try:
+            if heard.card:  # not parsed: the caller is told card details are not taken
+                self._record("caller-turn", {"text": text, "card_number": True})
+                return await self._react(CardNumberRead())
             event = await self._parse(text)
             if isinstance(event, Utterance):
                 intent = {"name": event.intent, "confidence": round(event.confidence, 3)}
@@ -160,8 +177,12 @@ class ConversationSession:
         if self.ended:
             return Turn("", self.state.step.value)
         heard = keypress_utterance(self.state, key)
+        meaning = heard.intent if heard else None
         try:
-            self._record("caller-key", {"key": key, "meaning": heard.intent if heard else None})
+            if meaning is None:  # only counted: keys typed in a row (a card number) are never kept
+                self._ignored_keys += 1
+            else:
+                self._record("caller-key", {"key": key, "meaning": meaning})
         except Exception:
             log.exception("call %s: internal error", self.call.id)
             return self.fail_safe()
@@ -180,6 +201,8 @@ class ConversationSession:
     def readback_phrase(self) -> str | None:
         """The amount and date being confirmed (callers must hear it whole), if any."""
         selected = self.state.selected
+        if not self.policy.speaks_amounts(self.state.caller):
+            return None
         if self.state.step is Step.CONFIRMING and selected is not None:
             return self.policy.prompts.describe(selected)
         return None
@@ -215,6 +238,14 @@ class ConversationSession:
             "I'm sorry, I have to end this call now. Please call back in a few minutes. "
             f"Thanks for calling {self.config.agent.company_name}. Goodbye."
         )
+
+    def stop_for_time_limit(self, seconds: int) -> str:
+        """The call reached ``[sip] max_call_seconds``: close the record (outcome
+        ``completed``, event ``call-time-limit``); returns what to tell the caller."""
+        if not self.ended:
+            self._record("call-time-limit", {"step": self.state.step.value, "seconds": seconds})
+            self._finish(Outcome.COMPLETED)
+        return self.policy.prompts.time_limit_goodbye()
 
     def record(self, type_: str, data: dict[str, Any]) -> None:
         """An audit event from the channel (transfer result, turn timing, media counters)."""
@@ -254,11 +285,14 @@ class ConversationSession:
         try:
             if self.outbox.is_opted_out(phone.e164):
                 return self._opted_out(invoice_number, phone.e164)
-            with database_proxy.atomic():
+            with payment_text_transaction(phone.e164):  # the count and the row, one lock
+                cap = self._text_cap(phone.e164)
+                if not cap.allowed:
+                    return self._over_cap(invoice_number, cap)
                 invoice = Invoice.get(Invoice.number == invoice_number)
                 issued = issue_link(invoice, self.config.paylinks, utcnow(), call=self.call)
                 body = self._payment_text(invoice, issued.url)
-                message = self.outbox.queue(phone.e164, body, "payment-link", self.call)
+                message = self.outbox.queue(phone.e164, body, PAYMENT_TEXT, self.call)
                 issued.link.sms = message
                 issued.link.save()
                 self.call.invoice = invoice
@@ -281,6 +315,17 @@ class ConversationSession:
         text = await self.outbox.send_now(message.id, self.config.sms.send_wait_seconds)
         self._record("sms-attempted", {"sms_id": message.id, "result": text.value})
         return LinkSent(invoice.number, text)
+
+    def _text_cap(self, number: str) -> TextCap:
+        """Whether ``number`` may get one more payment text today (see ``agent.sms.limit``)."""
+        sent = payment_texts_since(number, window_start(utcnow()))
+        return text_allowed(sent, self.config.sms.max_payment_texts_per_number_per_day)
+
+    def _over_cap(self, invoice_number: str, cap: TextCap) -> Event:
+        """The number had the day's payment texts: no link, no text; the audit says so."""
+        self._record("sms-limit-reached", {"invoice": invoice_number, **cap.audit()})
+        self.summary.invoice = invoice_number
+        return LinkSent(invoice_number, TextStatus.LIMITED)
 
     def _opted_out(self, invoice_number: str, number: str) -> Event:
         """The number texted STOP: no link is made; the blocked text is kept for the audit."""
@@ -311,6 +356,8 @@ class ConversationSession:
         self.call.outcome = outcome.value
         self.call.ended_at = utcnow()
         self.call.save()
+        if self._ignored_keys:
+            self._record("caller-keys-ignored", {"count": self._ignored_keys})
         self._record("call-ended", {"outcome": outcome.value})
 
     def fail_safe(self) -> Turn:
@@ -350,6 +397,7 @@ def make_policy(config: Config, today: date) -> PaymentPolicy:
             confidence_threshold=config.nlu.confidence_threshold,
             link_lifetime_hours=config.paylinks.lifetime_hours,
             prompts=prompts,
+            disclose_amounts=skill.disclose_amounts,
         )
     )
 

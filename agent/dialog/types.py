@@ -46,6 +46,8 @@ class Verification(StrEnum):
     UNKNOWN = "unknown"
     AMBIGUOUS = "ambiguous"
     NOT_MOBILE = "not-mobile"
+    CALLER_ID_FAILED = "caller-id-failed"
+    """STIR/SHAKEN said the number is not the caller's (``verstat=TN-Validation-Failed``)."""
 
     @property
     def escalation_reason(self) -> str:
@@ -55,6 +57,7 @@ class Verification(StrEnum):
             Verification.UNKNOWN: "unverified",
             Verification.AMBIGUOUS: "ambiguous",
             Verification.NOT_MOBILE: "not-mobile",
+            Verification.CALLER_ID_FAILED: "caller-id-failed",
         }.get(self, "unverified")
 
 
@@ -80,6 +83,9 @@ class CallerContext:
     phone_last4: str | None = None
     invoices: tuple[InvoiceView, ...] = ()
     open_invoice_count: int = 0
+    attested: bool = False
+    """The caller ID came with STIR/SHAKEN ``verstat=TN-Validation-Passed`` (see ``[agents.
+    default.skills.payment_collection] disclose_amounts``)."""
 
 
 # --- what the policy hears -------------------------------------------------
@@ -133,7 +139,13 @@ class Silence:
     """The caller said nothing for the no-input timeout (phone calls only)."""
 
 
-Event = Utterance | NluFailed | LinkSent | LinkFailed | Silence
+@dataclass(frozen=True)
+class CardNumberRead:
+    """The caller started reading a card number (``agent.redact.scan``); the digits were
+    removed before anything heard or stored them."""
+
+
+Event = Utterance | NluFailed | LinkSent | LinkFailed | Silence | CardNumberRead
 
 
 # --- what the policy decides -----------------------------------------------

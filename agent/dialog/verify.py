@@ -20,8 +20,19 @@ class CallerCheck:
     phone: Phone | None = None
 
 
-def check_caller(raw_caller_id: str | None, region: str, require_mobile: bool) -> CallerCheck:
-    """Match the caller ID to exactly one customer; load invoices only when verified."""
+VERSTAT_FAILED = "TN-Validation-Failed"
+
+
+def check_caller(
+    raw_caller_id: str | None, region: str, require_mobile: bool, verstat: str | None = None
+) -> CallerCheck:
+    """Match the caller ID to exactly one customer; load invoices only when verified.
+
+    A trunk's ``verstat=TN-Validation-Failed`` (STIR/SHAKEN found the number spoofed)
+    is never a verified caller, whatever ``[sip] require_verstat`` says.
+    """
+    if verstat == VERSTAT_FAILED:
+        return CallerCheck(CallerContext(Verification.CALLER_ID_FAILED), None)
     e164 = caller_id_e164(raw_caller_id, region)
     if e164 is None:
         return CallerCheck(CallerContext(Verification.WITHHELD), None)

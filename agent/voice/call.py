@@ -6,6 +6,10 @@ caller's turns to the same inbox, so one loop sees everything in order:
     answer → greeting → [ reply spoken ⇄ caller turn / key / silence ] → last words
            → hang up, or transfer (REFER) → if that fails: "we'll call you back" → hang up
 
+``[sip] max_call_seconds`` after the answer, a conversation still going is ended with a short
+goodbye (outcome ``completed``, event ``call-time-limit``); a transfer already decided goes
+ahead (its wait is bounded by ``TRANSFER_WAIT_SECONDS``).
+
 Barge-in: when the caller starts talking over a reply, the reply stops (``CallSpeaker.stop``;
 the amount read-back always finishes) and the caller's words are answered. With
 ``[tts] barge_in = false`` the reply plays out and the words are answered after it.
@@ -63,7 +67,14 @@ class Shutdown:
     """The service is stopping: say goodbye and end the call."""
 
 
-CallInput = ListenerEvent | CallAnswered | CallEnded | DtmfDigit | TransferStatus | Shutdown
+@dataclass(frozen=True)
+class TimeLimit:
+    """The call has lasted ``[sip] max_call_seconds``: say goodbye and end it."""
+
+
+CallInput = (
+    ListenerEvent | CallAnswered | CallEnded | DtmfDigit | TransferStatus | Shutdown | TimeLimit
+)
 
 
 class CallControl(Protocol):
@@ -145,6 +156,7 @@ class VoiceCall:
 
     async def run(self) -> None:
         listening: asyncio.Task[None] | None = None
+        time_limit: asyncio.TimerHandle | None = None
         self.services.live_calls.add(self.call_id)
         try:
             self.session = self._open_session()
@@ -152,12 +164,17 @@ class VoiceCall:
             if not await self._answered():
                 self.session.hang_up()
                 return
+            time_limit = asyncio.get_running_loop().call_later(
+                self.config.sip.max_call_seconds, self.deliver, TimeLimit()
+            )
             listening = asyncio.create_task(self._listener.run(self._audio.received_timed()))
             await self._converse(self.session)
         except Exception:  # the caller must hear something, and the record must be kept
             log.exception("call %s: failed", self.call_id)
             await self._fail_safe()
         finally:
+            if time_limit is not None:
+                time_limit.cancel()
             self.services.live_calls.discard(self.call_id)
             self._speaker.silence()
             await self._listener.aclose()
@@ -186,6 +203,18 @@ class VoiceCall:
             verstat=incoming.verstat,
         )
         log.info("call %s: session %s started", self.call_id, session.call.id)
+        if incoming.identity_ignored:  # never the number itself: the call row holds it
+            ignored = list(incoming.identity_ignored)
+            session.record(
+                "identity-untrusted",
+                {"source": incoming.remote_address, "ignored": ignored},
+            )
+            log.warning(
+                "call %s: ignored %s from %s (not in trusted_identity_networks)",
+                self.call_id,
+                ", ".join(ignored),
+                incoming.remote_address,
+            )
         return session
 
     async def _answered(self) -> bool:
@@ -247,7 +276,7 @@ class VoiceCall:
                     log.debug("call %s: barge-in", self.call_id)
                 if _needs_reply(item, talking):
                     if speaking is not None and talking:
-                        if isinstance(item, CallEnded | Shutdown):
+                        if isinstance(item, CallEnded | Shutdown | TimeLimit):
                             self._speaker.silence()
                         elif self.config.tts.barge_in:
                             self._speaker.stop()
@@ -273,6 +302,10 @@ class VoiceCall:
         if isinstance(item, Shutdown):
             self._stopping = True
             return Turn(session.stop_for_shutdown(), session.state.step.value)
+        if isinstance(item, TimeLimit):
+            log.info("call %s: time limit reached", self.call_id)
+            said = session.stop_for_time_limit(self.config.sip.max_call_seconds)
+            return Turn(said, session.state.step.value)
         session.hang_up()  # CallEnded
         return None
 
@@ -407,4 +440,4 @@ def _needs_reply(item: CallInput, talking: bool) -> bool:
         return bool(item.text.strip())
     if isinstance(item, NoInput):
         return not talking
-    return isinstance(item, DtmfDigit | CallEnded | Shutdown | HearingFailed)
+    return isinstance(item, DtmfDigit | CallEnded | Shutdown | HearingFailed | TimeLimit)

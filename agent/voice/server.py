@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from agent.asr.whisper import FasterWhisperTranscriber
 from agent.config import Config
+from agent.dialog.policy import ATTESTED
 from agent.dialog.session import make_policy
 from agent.dialog.types import InvoiceView
 from agent.nlu.client import RasaIntentParser
@@ -51,7 +52,7 @@ def build_voice_services(config: Config) -> VoiceServices:
     tts.warm(fixed_sentences(config))
     return VoiceServices(
         config=config,
-        parser=RasaIntentParser(config.nlu.url, config.nlu.timeout_seconds),
+        parser=RasaIntentParser.from_settings(config.nlu),
         outbox=Outbox(build_gateway(config), config),
         transcriber=transcriber,
         tts=tts,
@@ -78,6 +79,7 @@ def fixed_sentences(config: Config) -> list[str]:
         prompts.declined_one(),
         prompts.goodbye(),
         prompts.silent_goodbye(),
+        prompts.time_limit_goodbye(),
         prompts.still_there(""),
         prompts.text_failed(),
         prompts.text_opted_out(),
@@ -105,6 +107,10 @@ def fixed_sentences(config: Config) -> list[str]:
     openers += [prompts.link_sent("0000", 1, delivered=False)]
     openers += [prompts.invoice_list((), count) for count in range(2, 21)]
     sentences.update(dict.fromkeys(reply_chunks(text)[0].text for text in openers))
+    if config.payment_collection.disclose_amounts == ATTESTED:  # replies without amounts
+        withheld = [prompts.one_found(), prompts.reprompt_confirm_plain(2)]
+        withheld += [prompts.invoices_found(count, count) for count in range(2, 11)]
+        sentences.update(dict.fromkeys(c.text for text in withheld for c in reply_chunks(text)))
     return list(sentences)
 
 
