@@ -35,6 +35,8 @@ FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
 
 USERNAME = "voiceagent"
 PASSWORD = "kannel-test-secret"
+CALLBACK_SECRET = "kannel-callback-test-secret-0123456789"
+"""``[sms.kannel] callback_secret``: the ``key`` in the sms-service ``get-url``."""
 SENDER = "+14165550100"
 """The business's texting number: what ``[sms.kannel] sender`` is set to."""
 
@@ -89,6 +91,7 @@ class KannelHarness:
             + textwrap.dedent(sms)
             + f'\n[sms.kannel]\nsendsms_url = "{self.sendsms_url}"\nusername = "{USERNAME}"\n'
             + f'password = {{ env = "KANNEL_TEST_PASSWORD" }}\nsender = "{SENDER}"\n'
+            + f'callback_secret = "{CALLBACK_SECRET}"\n'
             + textwrap.dedent(kannel)
         )
 
@@ -216,7 +219,7 @@ class KannelHarness:
 
     def _write_config(self) -> None:
         folder = self.folder
-        get_url = f"{self.agent_url}/sms/kannel/inbound?from=%p&text=%a"
+        get_url = f"{self.agent_url}/sms/kannel/inbound?from=%p&text=%a&key={CALLBACK_SECRET}"
         self.config_path.write_text(
             f"""group = core
 admin-port = {self.admin_port}

@@ -83,9 +83,12 @@ def pay_site(
     extra: str = "",
     *,
     clock: Callable[[], datetime] = utcnow,
+    base_url: str = "",
 ) -> Iterator[PaySite]:
-    """The site with ``extra`` TOML (e.g. a ``[payments]`` override) added to the config."""
+    """The site with ``extra`` TOML (e.g. a ``[payments]`` override) added to the config;
+    links name ``base_url`` (default: the site itself, over plain http)."""
     port = free_port()
+    base_url = base_url or f"http://127.0.0.1:{port}/pay/"
     payments = (
         f'[payments]\nprocessor = "stripe"\n[payments.stripe]\napi_base = "{standin.url}"\n'
         if standin is not None and "[payments]" not in extra
@@ -98,7 +101,7 @@ def pay_site(
             [database]
             url = "sqlite:///{folder / "agent.db"}"
             [paylinks]
-            base_url = "http://127.0.0.1:{port}/pay/"
+            base_url = "{base_url}"
             """)
         + web
         + payments

@@ -63,11 +63,16 @@ def sms_config(
     web_port: int | None = None,
     extra: str = "",
     database_url: str | None = None,
+    *,
+    web: str = "",
+    pay_base: str = "",
 ) -> Config:
     """A config as an admin writes it: this test's SQLite file (or ``database_url``), the
-    web service on a free port."""
+    web service on a free port; ``web``: more lines for ``[web]``; ``pay_base``: the links'
+    ``[paylinks] base_url`` (default: this web service's ``/pay/``)."""
     port = web_port or free_port()
     url = database_url or f"sqlite:///{folder / 'agent.db'}"
+    pay_base = pay_base or f"http://127.0.0.1:{port}/pay/"
     text = textwrap.dedent(f"""\
         [database]
         url = "{url}"
@@ -75,9 +80,10 @@ def sms_config(
         [web]
         port = {port}
         callback_base_url = "http://127.0.0.1:{port}"
+        {web}
 
         [paylinks]
-        base_url = "http://127.0.0.1:{port}/pay/"
+        base_url = "{pay_base}"
         """)
     text += textwrap.dedent(sms_toml) + textwrap.dedent(extra)
     path = folder / "agent.toml"

@@ -20,7 +20,7 @@ from agent.errors import WebServiceError
 from agent.paylinks.tokens import new_token
 from tests.conftest import free_port
 from tests.pay_site import CUSTOMER_NAME, PaySite, add_invoice, pay_site, visible_text
-from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn
+from tests.stripe_standin import SECRET_KEY, StripeStandIn
 
 
 @pytest.fixture
@@ -29,10 +29,7 @@ def standin() -> Iterator[StripeStandIn]:
         yield server
 
 
-@pytest.fixture(autouse=True)
-def stripe_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+pytestmark = pytest.mark.usefixtures("stripe_keys")
 
 
 @pytest.fixture
@@ -74,6 +71,19 @@ def test_pages_forbid_caching_referrers_indexing_and_scripts(site: PaySite) -> N
     assert policy.startswith("default-src 'none'; style-src 'sha256-")
     assert "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
     assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "Strict-Transport-Security" not in headers  # links over http: no HSTS promise
+
+
+def test_https_links_tell_browsers_to_use_nothing_else(
+    tmp_path: Path, standin: StripeStandIn
+) -> None:
+    """Behind a TLS reverse proxy (``base_url`` https) every answer carries HSTS."""
+    with pay_site(tmp_path, standin, base_url="https://pay.example.com/pay/") as site:
+        _, token = site.issue()
+        answers = [site.page(token), site.page(new_token()), site.http.get(f"{site.url}/healthz")]
+    assert [a.status_code for a in answers] == [200, 404, 200]
+    for answer in answers:
+        assert answer.headers["Strict-Transport-Security"] == "max-age=31536000", answer.url
 
 
 def test_unknown_expired_voided_and_used_links_get_one_identical_page(site: PaySite) -> None:

@@ -9,6 +9,7 @@ conversations use the same outbox. What is asserted is what the customer's phone
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ import pytest
 from agent.billing.demo import DEMO_NUMBERS, seed_demo
 from agent.billing.models import SmsMessage, SmsOptOut, utcnow
 from agent.config import Config
+from agent.sms.kannel import dlr_signature
 from tests.conftest import Demo, free_port, sqlite_database, voice_agent
-from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage
+from tests.kannel import CALLBACK_SECRET, PASSWORD, SENDER, KannelHarness, PhoneMessage
 from tests.sms_agent import TODAY, RunningAgent, payment_text, sms_config, wait_until
 
 World = tuple[Config, KannelHarness]
@@ -224,18 +226,80 @@ def test_a_restarted_worker_sends_nothing_twice_and_retries_a_crashed_send(
 
 def test_kannel_callbacks_are_checked(world: World, agent: RunningAgent) -> None:
     message = SmsMessage.create(to_number=DANA, body="x", purpose="test", gateway="kannel")
+    signed = f"{agent.url}/sms/kannel/dlr?id={message.id}&sig={sig(message.id)}"
 
-    assert get(f"{agent.url}/sms/kannel/dlr?id={message.id}&status=8") == (200, "ok")
+    assert get(f"{signed}&status=8") == (200, "ok")
     assert row(message.id).status == "sent" and row(message.id).report == "kannel:8 smsc-submit"
-    assert get(f"{agent.url}/sms/kannel/dlr?id={message.id}&status=1")[0] == 200
-    assert get(f"{agent.url}/sms/kannel/dlr?id={message.id}&status=8")[0] == 200  # late, stale
+    assert get(f"{signed}&status=1")[0] == 200
+    assert get(f"{signed}&status=8")[0] == 200  # late, stale
     assert row(message.id).status == "delivered"
-    assert get(f"{agent.url}/sms/kannel/dlr?id=999999&status=1")[0] == 404
-    assert get(f"{agent.url}/sms/kannel/dlr?id={message.id}&status=3") == (
-        400, "unknown delivery report status 3"
-    )  # fmt: skip
+    assert get(f"{agent.url}/sms/kannel/dlr?id=999999&status=1&sig={sig(999999)}")[0] == 404
+    assert get(f"{signed}&status=3") == (400, "unknown delivery report status 3")
     assert get(f"{agent.url}/sms/kannel/dlr?id=abc&status=1")[0] == 400
-    assert get(f"{agent.url}/sms/kannel/inbound?from=%2B14165550123")[0] == 400
+    assert (
+        get(f"{agent.url}/sms/kannel/inbound?from=%2B14165550123&key={CALLBACK_SECRET}")[0] == 400
+    )
+
+
+def test_forged_kannel_callbacks_change_nothing(
+    world: World, agent: RunningAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who reaches the web service (as everyone does through a reverse proxy on the
+    same host) tries to mark a queued text sent and to opt Dana out."""
+    caplog.set_level(logging.INFO)
+    message = SmsMessage.create(to_number=DANA, body="x", purpose="test", gateway="kannel")
+    other = SmsMessage.create(to_number=PRIYA, body="y", purpose="test", gateway="kannel")
+    dlr = f"{agent.url}/sms/kannel/dlr?id={message.id}&status=8"
+    unknown = (404, "unknown message")
+
+    assert get(f"{agent.url}/sms/kannel/dlr?id=999999&status=8") == unknown
+    assert get(dlr) == unknown
+    assert get(f"{dlr}&sig=") == unknown
+    assert get(f"{dlr}&sig={'0' * 64}") == unknown
+    assert get(f"{dlr}&sig={sig(other.id)}") == unknown  # another text's valid signature
+    assert get(f"{dlr}&sig={sig(message.id)[:-1]}") == unknown
+    inbound = f"{agent.url}/sms/kannel/inbound?from=%2B{DANA[1:]}&text=STOP"
+    assert get(inbound) == (403, "forbidden")
+    assert get(f"{inbound}&key=wrong-{CALLBACK_SECRET}") == (403, "forbidden")
+    assert get(f"{inbound}&key={CALLBACK_SECRET[:-1]}") == (403, "forbidden")
+    # Relayed by a proxy that [web] trusted_proxies does not name: even a genuine request.
+    relayed = {"X-Forwarded-For": "127.0.0.1"}
+    assert get(f"{dlr}&sig={sig(message.id)}", relayed) == (403, "forbidden")
+    assert get(f"{inbound}&key={CALLBACK_SECRET}", relayed) == (403, "forbidden")
+    assert get(f"{inbound}&key={CALLBACK_SECRET}", {"Forwarded": "for=127.0.0.1"})[0] == 403
+
+    assert (row(message.id).status, row(message.id).report) == ("queued", None)
+    assert (row(other.id).status, row(other.id).report) == ("queued", None)
+    assert SmsOptOut.select().count() == 0
+    # The genuine callbacks still work, and neither the key nor a signature is logged.
+    assert get(f"{dlr}&sig={sig(message.id)}") == (200, "ok")
+    assert row(message.id).status == "sent"
+    assert get(f"{inbound}&key={CALLBACK_SECRET}")[0] == 200
+    assert [r.opted_out for r in SmsOptOut.select()] == [True]
+    assert CALLBACK_SECRET not in caplog.text and sig(message.id) not in caplog.text
+    assert "GET /sms/kannel/dlr 200" in caplog.text
+
+
+def test_kannel_callbacks_through_a_trusted_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a trusted proxy, allowed_networks applies to the client it names."""
+    monkeypatch.setenv("KANNEL_TEST_PASSWORD", PASSWORD)
+    kannel = KannelHarness(tmp_path, "http://127.0.0.1:9")
+    web = 'trusted_proxies = ["127.0.0.1/32"]'
+    config = sms_config(tmp_path, kannel.agent_config(), web=web)
+    with sqlite_database(tmp_path / "agent.db"):
+        message = SmsMessage.create(to_number=DANA, body="x", purpose="test", gateway="kannel")
+        running = RunningAgent(config)
+        try:
+            dlr = f"{running.url}/sms/kannel/dlr?id={message.id}&status=8&sig={sig(message.id)}"
+            outside = {"X-Forwarded-For": "203.0.113.9"}
+            assert get(dlr, outside) == (403, "forbidden")
+            assert row(message.id).status == "queued"
+            assert get(dlr, {"X-Forwarded-For": "127.0.0.5"}) == (200, "ok")
+        finally:
+            running.stop()
+        assert row(message.id).status == "sent"
 
 
 def test_kannel_callbacks_from_other_networks_are_refused(
@@ -249,8 +313,10 @@ def test_kannel_callbacks_from_other_networks_are_refused(
         running = RunningAgent(config)
         try:
             base = running.url
-            assert get(f"{base}/sms/kannel/dlr?id={message.id}&status=1") == (403, "forbidden")
-            assert get(f"{base}/sms/kannel/inbound?from=%2B14165550123&text=STOP")[0] == 403
+            signed = f"{base}/sms/kannel/dlr?id={message.id}&status=1&sig={sig(message.id)}"
+            assert get(signed) == (403, "forbidden")
+            inbound = f"{base}/sms/kannel/inbound?from=%2B14165550123&text=STOP"
+            assert get(f"{inbound}&key={CALLBACK_SECRET}")[0] == 403
         finally:
             running.stop()
         assert row(message.id).status == "queued" and row(message.id).report is None
@@ -277,9 +343,15 @@ def test_voice_agent_chat_with_kannel_puts_the_exact_text_on_the_phone_network(
         assert (message.status, message.gateway, message.attempts) == ("sent", "kannel", 1)
 
 
-def get(url: str) -> tuple[int, str]:
+def sig(message_id: int) -> str:
+    """The dlr-url signature the agent gives text ``message_id`` (the test config's secret)."""
+    return dlr_signature(CALLBACK_SECRET, message_id)
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()

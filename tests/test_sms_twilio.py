@@ -23,6 +23,7 @@ from tests.twilio_standin import TwilioStandIn
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 TOKEN = "twilio-test-auth-token"
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 FROM = "+14165550100"
 DANA = DEMO_NUMBERS["one_invoice"]
 
@@ -157,3 +158,63 @@ def post(url: str, form: dict[str, str], signature: str | None = None) -> tuple[
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def test_replayed_signed_stop_and_start_change_nothing(database: Path) -> None:
+    """Twilio's signature never ages: whoever recorded a signed STOP or START could send it
+    again. Each MessageSid is acted on once."""
+    twilio = TwilioStandIn(ACCOUNT, TOKEN).start()
+    agent = running(database, twilio)
+    url = f"{agent.url}/sms/twilio/inbound"
+
+    def text(sid: str, body: str) -> tuple[int, str]:
+        form = {"MessageSid": sid, "AccountSid": ACCOUNT, "From": DANA, "To": FROM, "Body": body}
+        return post(url, form, signature=twilio_signature(url, form.items(), TOKEN))
+
+    try:
+        answers = [text("SM-start", "START"), text("SM-stop", "STOP"), text("SM-stop", "STOP")]
+        answers.append(text("SM-start", "START"))  # replayed from earlier: would opt back in
+        answers.append(text("SM-stop", "STOP"))
+        session, turns = agent.call(DANA, "I'd like to pay my bill", "yes")
+    finally:
+        agent.stop()
+        twilio.stop()
+
+    assert answers == [(200, EMPTY_TWIML)] * 5  # a replay is answered as the first time
+    assert [(r.opted_out, r.keyword) for r in SmsOptOut.select().order_by(SmsOptOut.id)] == [
+        (False, "START"),
+        (True, "STOP"),
+    ]
+    assert turns[-1].say.startswith("Your number has opted out of our text messages")
+    assert twilio.requests == []
+
+
+def test_a_replayed_signed_status_callback_changes_nothing(database: Path) -> None:
+    message = SmsMessage.create(
+        to_number=DANA, body="x", purpose="test", gateway="twilio", gateway_id="SM-status",
+        status="sent", attempts=1,
+    )  # fmt: skip
+    twilio = TwilioStandIn(ACCOUNT, TOKEN).start()
+    agent = running(database, twilio)
+    url = f"{agent.url}/sms/twilio/status?id={message.id}"
+
+    def status(value: str, error: str = "") -> tuple[int, str]:
+        form = {"MessageSid": "SM-status", "MessageStatus": value, "AccountSid": ACCOUNT}
+        if error:
+            form["ErrorCode"] = error
+        return post(url, form, signature=twilio_signature(url, form.items(), TOKEN))
+
+    try:
+        assert status("undelivered", "30003") == (200, "ok")
+        first = row(message.id)
+        assert (first.status, first.report) == ("failed", "twilio:undelivered 30003")
+        assert status("undelivered", "30003") == (200, "ok")  # replayed
+        assert status("undelivered", "30005") == (200, "ok")  # one report per status
+    finally:
+        agent.stop()
+        twilio.stop()
+
+    again = row(message.id)
+    assert (again.status, again.report, again.reported_at, again.updated_at) == (
+        "failed", "twilio:undelivered 30003", first.reported_at, first.updated_at,
+    )  # fmt: skip

@@ -49,13 +49,29 @@ def test_rate_limiter_is_a_sliding_minute_per_client() -> None:
     assert not limiter.allow("a")
 
 
-def test_rate_limiter_forgets_idle_clients_and_is_bounded() -> None:
+def test_rate_limiter_forgets_idle_clients() -> None:
     now = [0.0]
     limiter = RateLimiter(5, clock=lambda: now[0], max_clients=2)
-    assert limiter.allow("a") and limiter.allow("b")
-    assert not limiter.allow("c")  # full: new clients wait
+    assert limiter.allow("a") and limiter.allow("b") and len(limiter) == 2
     now[0] += 60
-    assert limiter.allow("c")  # the idle ones were swept
+    assert limiter.allow("c") and len(limiter) == 1  # the idle ones were forgotten
+
+
+def test_a_flood_of_clients_is_bounded_and_never_locks_out_newcomers() -> None:
+    """A scan from many addresses (an IPv6 /48 holds 65536 /64s) fills the table: memory
+    stays bounded, the stalest client is evicted, and nobody new is refused for it."""
+    now = [0.0]
+    limiter = RateLimiter(3, clock=lambda: now[0], max_clients=100)
+    assert [limiter.allow("regular") for _ in range(4)] == [True, True, True, False]
+    assert all(limiter.allow(f"2001:db8:0:{n:x}::/64") for n in range(99))
+    assert not limiter.allow("regular")  # still counted, and now the most recent
+
+    flood = [limiter.allow(f"2001:db8:1:{n:x}::/64") for n in range(5000)]
+
+    assert all(flood) and len(limiter) == 100
+    now[0] += 1
+    assert limiter.allow("newcomer") and len(limiter) == 100
+    assert limiter.allow("regular")  # evicted long ago: starts afresh (the price of a bound)
 
 
 @pytest.mark.parametrize(

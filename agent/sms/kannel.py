@@ -4,7 +4,10 @@ Sent as ``POST`` with the text as a UTF-8 ``text/plain`` body and everything els
 ``X-Kannel-*`` headers, so the password never appears in a URL (smsbox access logs record
 URLs). A text outside the GSM 03.38 alphabet goes as UCS-2 (``coding`` 2) so accents and
 symbols survive. Every text asks for all delivery reports (``dlr-mask`` 31) at
-``<dlr base>?id=<outbox id>&status=%d``: Kannel fills in ``%d`` with the report type.
+``<dlr base>?id=<outbox id>&status=%d&sig=<signature>``: Kannel fills in ``%d`` with the
+report type, and ``sig`` (:func:`dlr_signature`, an HMAC-SHA256 of the outbox id keyed from
+``[sms.kannel] callback_secret``) proves to the web service that the report is for a URL the
+agent made, so nobody who can reach the web service can mark a text sent or delivered.
 
 smsbox answers 202 "0: Accepted for delivery" (or "3: Queued for later delivery") when it
 took the text; other 4xx answers (bad credentials, bad number) will not change on retry;
@@ -13,6 +16,8 @@ took the text; other 4xx answers (bad credentials, bad number) will not change o
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 
 import httpx
@@ -28,6 +33,22 @@ DLR_ALL = 31
 
 DLR_PATH = "/sms/kannel/dlr"
 """Where the web service takes Kannel's delivery reports."""
+
+
+def dlr_signature(callback_secret: str, message_id: int) -> str:
+    """The ``sig`` of outbox row ``message_id``'s dlr-url: hex HMAC-SHA256.
+
+    Keyed with a key derived from the secret for this one use, so the signature of one
+    message tells nothing about the secret or about the signature of another.
+    """
+    key = hmac.new(callback_secret.encode("utf-8"), b"kannel-dlr-url", hashlib.sha256).digest()
+    return hmac.new(key, str(message_id).encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def dlr_signature_valid(callback_secret: str, message_id: int, signature: str) -> bool:
+    """Whether ``signature`` is ``message_id``'s (constant time)."""
+    expected = dlr_signature(callback_secret, message_id)
+    return hmac.compare_digest(expected.encode("ascii"), signature.encode("utf-8", "replace"))
 
 
 def dlr_base_url(settings: KannelSettings, callback_base_url: str) -> str:
@@ -65,8 +86,13 @@ class KannelSmsGateway:
             "X-Kannel-To": message.to_number,
             "X-Kannel-Coding": "0" if is_gsm7(message.body) else "2",
             "X-Kannel-DLR-Mask": str(DLR_ALL),
-            "X-Kannel-DLR-Url": f"{self.dlr_base}?id={message.id}&status=%d",
+            "X-Kannel-DLR-Url": self.dlr_url(message.id),
         }
+
+    def dlr_url(self, message_id: int) -> str:
+        """The signed delivery-report URL of outbox row ``message_id``."""
+        sig = dlr_signature(self.settings.callback_secret.reveal(), message_id)
+        return f"{self.dlr_base}?id={message_id}&status=%d&sig={sig}"
 
 
 def _result(response: httpx.Response) -> SendResult:

@@ -14,5 +14,8 @@ class TextStatus(StrEnum):
     """Refused for good, or its link is no longer usable."""
     OPTED_OUT = "opted-out"
     """The number texted STOP: nothing is sent."""
+    LIMITED = "limited"
+    """Not sent: the number already had ``[sms] max_payment_texts_per_number_per_day``
+    payment texts in the last 24 hours (no link was made)."""
     HELD = "held"
     """Stored but not sent: no real gateway (``[sms] driver = "log"``)."""

@@ -9,6 +9,8 @@ queries, and the processor is called asynchronously with a timeout.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +20,7 @@ from aiohttp import web
 from agent.billing.models import database_proxy, utcnow
 from agent.config import Config
 from agent.errors import WebServiceError
+from agent.payments.expiry import CheckoutSweeper
 from agent.payments.factory import build_processor
 from agent.payments.processor import CheckoutProcessor
 from agent.web.pages import CSS
@@ -38,13 +41,16 @@ def build_web_app(
     processor: CheckoutProcessor | None,
     *,
     clock: Callable[[], datetime] = utcnow,
+    sweeper: CheckoutSweeper | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.on_response_prepare.append(add_headers_hook(security_headers(CSS)))
+    https = config.paylinks.base_url.lower().startswith("https://")
+    app.on_response_prepare.append(add_headers_hook(security_headers(CSS, https)))
     app.router.add_get("/healthz", healthz)
     app.add_routes(PayPages(config, processor, clock).routes())
     if config.payments.processor == "stripe":
-        app.add_routes(stripe_webhook_routes(config.payments.stripe, clock))
+        wake = sweeper.wake if sweeper is not None else (lambda: None)
+        app.add_routes(stripe_webhook_routes(config.payments.stripe, clock, wake))
     app.add_routes(sms_routes(config))
     return app
 
@@ -75,12 +81,16 @@ class WebService:
         self._processor = processor
         self._clock = clock
         self._runner: web.AppRunner | None = None
+        self._sweeper: CheckoutSweeper | None = None
+        self._sweep_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Listen; raises ``WebServiceError`` when the address cannot be used."""
         if self._processor is None:
             self._processor = build_processor(self.config)
-        app = build_web_app(self.config, self._processor, clock=self._clock)
+        if self._processor is not None:
+            self._sweeper = CheckoutSweeper(self._processor, self._clock)
+        app = build_web_app(self.config, self._processor, clock=self._clock, sweeper=self._sweeper)
         runner = web.AppRunner(
             app, access_log_class=RedactingAccessLogger, access_log=access_log, shutdown_timeout=5
         )
@@ -96,6 +106,8 @@ class WebService:
                 f"the web service cannot listen on {host}:{port} ([web] port): {reason}"
             ) from err
         self._runner = runner
+        if self._sweeper is not None:  # checkouts of dead links: expired, retried until done
+            self._sweep_task = asyncio.create_task(self._sweeper.run(), name="checkout-sweep")
         log.info("web service listening on %s", self.url)
 
     @property
@@ -109,6 +121,11 @@ class WebService:
         return f"http://{shown}:{port}"
 
     async def stop(self) -> None:
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweep_task
+            self._sweep_task = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
@@ -26,18 +26,38 @@ def trusted_networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
 
 def client_key(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
     """The rate-limit key of a request from ``peer`` carrying ``X-Forwarded-For``."""
+    address = client_address(peer, forwarded_for, trusted)
+    return "unknown" if address is None else _key(address)
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]
+) -> Address | None:
+    """The client of a request from ``peer`` carrying ``X-Forwarded-For`` (see the module)."""
     address = _address(peer)
-    if address is None:
-        return "unknown"
-    if not _is_trusted(address, trusted) or not forwarded_for:
-        return _key(address)
+    if address is None or not _is_trusted(address, trusted) or not forwarded_for:
+        return address
     for hop in reversed(forwarded_for.split(",")):
         hop_address = _address(hop)
         if hop_address is None:  # our proxy wrote something that is not an address
-            return _key(address)
+            return address
         if not _is_trusted(hop_address, trusted):
-            return _key(hop_address)
-    return _key(address)  # every hop is one of our proxies
+            return hop_address
+    return address  # every hop is one of our proxies
+
+
+def forwarded_by_stranger(peer: str | None, forwarded: bool, trusted: tuple[Network, ...]) -> bool:
+    """True when a request carries ``X-Forwarded-For``/``Forwarded`` (``forwarded``) and
+    ``peer`` is not a trusted proxy: something we do not know relays it, so the peer's
+    address says nothing about who sent it."""
+    if not forwarded:
+        return False
+    address = _address(peer)
+    return address is None or not _is_trusted(address, trusted)
+
+
+def in_networks(address: Address | None, networks: tuple[Network, ...]) -> bool:
+    return address is not None and _is_trusted(address, networks)
 
 
 def _address(text: str | None) -> Address | None:
@@ -64,7 +84,13 @@ def _key(address: Address) -> str:
 
 
 class RateLimiter:
-    """At most ``limit`` hits per client in any ``window`` seconds (a sliding log)."""
+    """At most ``limit`` hits per client in any ``window`` seconds (a sliding log).
+
+    At most ``max_clients`` clients are remembered: when the table is full, a new client
+    makes room by evicting the one whose last hit is oldest, so a flood of distinct
+    addresses costs bounded memory and never locks everyone else out (an evicted client
+    starts afresh, which is the least harm a full table can do).
+    """
 
     def __init__(
         self,
@@ -77,19 +103,19 @@ class RateLimiter:
         self.window = window
         self._clock = clock
         self._max_clients = max_clients
-        self._hits: dict[str, deque[float]] = {}
-        self._last_sweep = clock()
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        """Clients in order of their last hit, the stalest first."""
+        self._evicted = 0
 
     def allow(self, client: str) -> bool:
         """Count a hit by ``client``; False (and not counted) when it is over the limit."""
         now = self._clock()
-        self._sweep(now)
+        self._forget_idle(now)
         hits = self._hits.get(client)
         if hits is None:
-            if len(self._hits) >= self._max_clients:
-                log.warning("pay-page rate limiter full (%d clients): refusing", len(self._hits))
-                return False
+            self._make_room()
             hits = self._hits[client] = deque()
+        self._hits.move_to_end(client)
         while hits and now - hits[0] >= self.window:
             hits.popleft()
         if len(hits) >= self.limit:
@@ -97,11 +123,25 @@ class RateLimiter:
         hits.append(now)
         return True
 
-    def _sweep(self, now: float) -> None:
-        """Forget clients idle for a whole window (at most once per window)."""
-        if now - self._last_sweep < self.window and len(self._hits) < self._max_clients:
-            return
-        self._last_sweep = now
-        idle = [c for c, hits in self._hits.items() if not hits or now - hits[-1] >= self.window]
-        for client in idle:
+    def __len__(self) -> int:
+        """How many clients are remembered now."""
+        return len(self._hits)
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop clients idle for a whole window: the stalest come first, so stop at a fresh one."""
+        while self._hits:
+            client, hits = next(iter(self._hits.items()))
+            if hits and now - hits[-1] < self.window:
+                return
             del self._hits[client]
+
+    def _make_room(self) -> None:
+        if len(self._hits) < self._max_clients:
+            return
+        self._hits.popitem(last=False)
+        self._evicted += 1
+        if self._evicted % 1000 == 1:  # a flood: say so, but not once per request
+            log.warning(
+                "pay-page rate limiter full (%d clients): evicting the least recent (%d so far)",
+                self._max_clients, self._evicted,
+            )  # fmt: skip

@@ -2,7 +2,7 @@
 
 aiohttp's default access log prints the request line, and a pay page's path *is* the secret
 (``/pay/<token>``): the log here writes ``/pay/<token>`` instead, and never a query string
-(gateway callbacks can carry phone numbers there).
+(gateway callbacks carry phone numbers there, and Kannel's carry its secret and signatures).
 """
 
 from __future__ import annotations
@@ -39,8 +39,14 @@ def content_security_policy(css: str) -> str:
     )
 
 
-def security_headers(css: str) -> dict[str, str]:
-    return {
+HSTS = "max-age=31536000"
+"""A year; no ``includeSubDomains``: the pay pages must not decide for the whole domain."""
+
+
+def security_headers(css: str, https: bool = False) -> dict[str, str]:
+    """``https``: the links are served over https (``[paylinks] base_url``), so browsers are
+    told to use nothing else for this host (``Strict-Transport-Security``)."""
+    headers = {
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",
         "X-Robots-Tag": "noindex, nofollow",
@@ -48,6 +54,9 @@ def security_headers(css: str) -> dict[str, str]:
         "X-Frame-Options": "DENY",
         "Content-Security-Policy": content_security_policy(css),
     }
+    if https:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
 
 
 def add_headers_hook(

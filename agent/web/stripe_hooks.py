@@ -4,7 +4,9 @@ Answers: 400 for anything not signed by Stripe with the endpoint's secret within
 tolerance (logged with the reason, never the body); 200 for every authentic event, including
 a redelivered one (nothing changes the second time) and one that could not be applied (it is
 recorded for review: Stripe retrying for three days would not make it fit); 500 if the
-database failed, so Stripe retries later.
+database failed, so Stripe retries later. After a payment is applied, the checkouts still
+open for the invoice's other links are expired (:mod:`agent.payments.expiry`), off the
+request: the answer to Stripe does not wait on Stripe.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ PATH = "/webhooks/stripe"
 
 
 def stripe_webhook_routes(
-    settings: StripeSettings, clock: Callable[[], datetime]
+    settings: StripeSettings,
+    clock: Callable[[], datetime],
+    on_applied: Callable[[], None] = lambda: None,
 ) -> list[web.RouteDef]:
+    """``on_applied``: called after a payment was applied (the invoice's other links were
+    voided, so their open checkouts must be expired: :class:`CheckoutSweeper`'s ``wake``)."""
     secret = settings.webhook_secret.reveal()
     tolerance = settings.webhook_tolerance_seconds
 
@@ -56,6 +62,8 @@ def stripe_webhook_routes(
             )
             return web.json_response({"error": "try again later"}, status=500)
         log.info("stripe event %s (%s): %s", event.id, event.type, outcome)
+        if outcome == ledger.APPLIED:
+            on_applied()
         return web.json_response({"received": True, "outcome": outcome})
 
     return [web.post(PATH, stripe_webhook)]
