@@ -6,7 +6,13 @@
   ``Idempotent-Replayed: true``; same key, other parameters: HTTP 400 ``idempotency_error``),
   ``expires_at`` checked against Stripe's 30 minutes to 24 hours. The answer is a Checkout
   Session object (``cs_test_...``, ``url``, ``amount_total``, ``payment_status: "unpaid"``...).
-* ``GET /c/pay/<session id>``: a stand-in for the hosted checkout page.
+* ``POST /v1/checkout/sessions/<id>/expire``: an open session becomes ``status: "expired"``;
+  one that is not open gets HTTP 400 ``invalid_request_error`` (as Stripe answers); an
+  ``Idempotency-Key`` seen before replays the first answer. ``GET /v1/checkout/sessions/<id>``
+  retrieves a session (404 ``resource_missing`` for an unknown id).
+* ``GET /c/pay/<session id>``: a stand-in for the hosted checkout page; ``POST`` to it is the
+  customer pressing "Pay": 200 and ``status: "complete"`` while the session is open, HTTP 409
+  ("This checkout session is no longer active") once it is expired, complete or run out.
 * :meth:`StripeStandIn.completed_event` and :func:`sign` make what Stripe POSTs to a webhook
   endpoint: the event JSON and its ``Stripe-Signature`` header, ``t=<unix time>,v1=<hex
   HMAC-SHA256 of "<t>.<body>" keyed with the endpoint's signing secret>``.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -24,6 +31,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+import pytest
 
 SECRET_KEY = "sk_test_standin_51Hx"
 WEBHOOK_SECRET = "whsec_standin_8f3a"
@@ -50,6 +59,7 @@ class StripeStandIn:
 
     def __post_init__(self) -> None:
         self._by_key: dict[str, tuple[dict[str, Any], str]] = {}
+        self._answers: dict[str, tuple[int, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -87,6 +97,46 @@ class StripeStandIn:
             if key is not None:
                 self._by_key[key] = (form, session["id"])
             return 200, session
+
+    def expire_session(self, session_id: str, key: str | None) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if key is not None and key in self._answers:
+                return self._answers[key]
+            session = self.sessions.get(session_id)
+            if session is None:
+                answer = (
+                    404,
+                    _error(
+                        "invalid_request_error",
+                        f"No such checkout.session: '{session_id}'",
+                        param="session",
+                        code="resource_missing",
+                    ),
+                )
+            elif session["status"] != "open":
+                message = (
+                    'Only Checkout Sessions with a status in ["open"] can be expired. '
+                    f'This Checkout Session has a status of "{session["status"]}".'
+                )
+                answer = 400, _error("invalid_request_error", message)
+            else:
+                session["status"] = "expired"
+                answer = 200, session
+            if key is not None:
+                self._answers[key] = answer
+            return answer
+
+    def pay_session(self, session_id: str) -> bool:
+        """The customer presses "Pay" on the hosted page: False if it no longer takes money."""
+        with self._lock:
+            session = self.sessions.get(session_id)
+            if session is None or session["status"] != "open":
+                return False
+            if session["expires_at"] <= time.time():
+                session["status"] = "expired"
+                return False
+            session.update(status="complete", payment_status="paid")
+            return True
 
     def _new_session(self, form: dict[str, Any]) -> dict[str, Any]:
         session_id = "cs_test_" + secrets.token_hex(24)
@@ -207,10 +257,14 @@ def _check_session_params(form: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _error(kind: str, message: str, param: str | None = None) -> dict[str, Any]:
+def _error(
+    kind: str, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"type": kind, "message": message}
     if param is not None:
         error["param"] = param
+    if code is not None:
+        error["code"] = code
     return {"error": error}
 
 
@@ -224,6 +278,8 @@ def _handler_for(standin: StripeStandIn) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length).decode("utf-8")
             received = Received("POST", self.path, dict(self.headers.items()), decode_form(body))
             standin.requests.append(received)
+            if self.path.startswith("/c/pay/"):
+                return self._hosted_pay(received)
             if standin.fail_with is not None:
                 message = "An unknown error occurred (stand-in outage)."
                 received.status = standin.fail_with
@@ -231,6 +287,12 @@ def _handler_for(standin: StripeStandIn) -> type[BaseHTTPRequestHandler]:
             if self.headers.get("Authorization") != f"Bearer {standin.secret_key}":
                 received.status = 401
                 return self._json(401, _error("invalid_request_error", "Invalid API Key"))
+            expire = re.fullmatch(r"/v1/checkout/sessions/([A-Za-z0-9_]+)/expire", self.path)
+            if expire is not None:
+                key = self.headers.get("Idempotency-Key")
+                status, answer = standin.expire_session(expire[1], key)
+                received.status = status
+                return self._json(status, answer)
             if self.path != "/v1/checkout/sessions":
                 received.status = 404
                 return self._json(404, _error("invalid_request_error", "Unrecognized URL"))
@@ -241,15 +303,50 @@ def _handler_for(standin: StripeStandIn) -> type[BaseHTTPRequestHandler]:
             extra = {"Idempotent-Replayed": "true"} if replayed and status == 200 else {}
             self._json(status, answer, extra)
 
+        def _hosted_pay(self, received: Received) -> None:
+            if standin.pay_session(self.path.removeprefix("/c/pay/")):
+                received.status = 200
+                return self._page(200, "<h1>Payment complete</h1>")
+            received.status = 409
+            return self._page(409, "<h1>This checkout session is no longer active</h1>")
+
+        def _page(self, status: int, html: str) -> None:
+            page = f"<!doctype html><title>Stand-in Checkout</title>{html}".encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def _retrieve(self, received: Received) -> None:
+            if self.headers.get("Authorization") != f"Bearer {standin.secret_key}":
+                received.status = 401
+                return self._json(401, _error("invalid_request_error", "Invalid API Key"))
+            if standin.fail_with is not None:
+                received.status = standin.fail_with
+                return self._json(standin.fail_with, _error("api_error", "stand-in outage"))
+            session_id = self.path.removeprefix("/v1/checkout/sessions/")
+            session = standin.sessions.get(session_id)
+            if session is None:
+                received.status = 404
+                message = f"No such checkout.session: '{session_id}'"
+                error = _error("invalid_request_error", message, code="resource_missing")
+                return self._json(404, error)
+            received.status = 200
+            return self._json(200, session)
+
         def do_GET(self) -> None:
+            received = Received("GET", self.path, dict(self.headers.items()), {})
+            standin.requests.append(received)
+            if self.path.startswith("/v1/checkout/sessions/"):
+                return self._retrieve(received)
             session = standin.sessions.get(self.path.removeprefix("/c/pay/"))
-            standin.requests.append(Received("GET", self.path, dict(self.headers.items()), {}))
             if session is None:
                 return self._json(404, _error("invalid_request_error", "No such page"))
             page = (
                 "<!doctype html><title>Stand-in Checkout</title><h1>Stand-in Checkout</h1>"
                 f"<p id=session>{session['id']}</p><p id=amount>{session['amount_total']} "
-                f"{session['currency']}</p>"
+                f"{session['currency']}</p><p id=status>{session['status']}</p>"
             ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -271,3 +368,11 @@ def _handler_for(standin: StripeStandIn) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+@pytest.fixture
+def stripe_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's Stripe secrets in the environment, as the stand-in expects them
+    (``pytestmark = pytest.mark.usefixtures("stripe_keys")``)."""
+    monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)

@@ -8,6 +8,7 @@ import pytest
 
 from agent.config import Config, Secret, load_config
 from agent.errors import ConfigError
+from tests.conftest import voice_agent
 
 
 @pytest.fixture(autouse=True)
@@ -125,3 +126,54 @@ def test_portal_template_must_be_a_web_address(tmp_path: Path) -> None:
         '[payments.portal]\nurl_template = "https://pay.example.com/i/{invoice}?a={amount}"\n',
     )
     assert load_config(path).payments.portal.url_template.endswith("/i/{invoice}?a={amount}")
+
+
+EMPTY_SECRETS = (
+    '[payments]\nprocessor = "stripe"\n'
+    '[payments.stripe]\nsecret_key = ""\nwebhook_secret = { env = "MY_HOOK_SECRET" }\n'
+)
+
+
+def test_config_check_refuses_empty_stripe_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty key would make every checkout fail; an empty signing secret is worse: anyone
+    could sign a "paid" event with it. Both are refused, written or from the environment."""
+    monkeypatch.setenv("MY_HOOK_SECRET", "")
+    path = write(tmp_path, EMPTY_SECRETS)
+    done = voice_agent(path, "config", "check")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{path}:4: payments.stripe.secret_key: is empty: a secret is required here" in (
+        done.stderr
+    )
+    assert (
+        f"{path}:5: payments.stripe.webhook_secret: comes from MY_HOOK_SECRET, which is empty"
+        in done.stderr
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_config_check_refuses_blank_stripe_key_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRIPE_SECRET_KEY", "  ")
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_1")
+    path = write(tmp_path, '[payments]\nprocessor = "stripe"\n')
+    done = voice_agent(path, "config", "check")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("payments.stripe.") == 1
+    assert (
+        f"{path}:2: payments.stripe.secret_key: comes from STRIPE_SECRET_KEY, which is empty"
+        in done.stderr
+    )
+
+
+def test_run_refuses_empty_stripe_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``voice-agent run`` stops before taking a call or opening the web service."""
+    monkeypatch.setenv("MY_HOOK_SECRET", "")
+    path = write(tmp_path, EMPTY_SECRETS)
+    done = voice_agent(path, "run")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "payments.stripe.secret_key: is empty" in done.stderr
+    assert "payments.stripe.webhook_secret: comes from MY_HOOK_SECRET" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -15,13 +15,9 @@ import pytest
 
 from agent.billing.models import Invoice, Payment, PaymentLink, ProcessedWebhook
 from tests.pay_site import PaySite, add_invoice, pay_site, visible_text
-from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn, event_body, sign
+from tests.stripe_standin import StripeStandIn, event_body, sign
 
-
-@pytest.fixture(autouse=True)
-def stripe_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+pytestmark = pytest.mark.usefixtures("stripe_keys")
 
 
 @pytest.fixture

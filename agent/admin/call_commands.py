@@ -64,7 +64,7 @@ def _list(args: argparse.Namespace, config: Config) -> int:
     if args.since is not None:  # midnight where the business is, as naive UTC
         local = datetime.combine(args.since, time(), zone)
         since = local.astimezone(UTC).replace(tzinfo=None)
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     wanted = calls.CallFilter(args.callbacks, args.outcome, since, args.limit, args.all)
     listing = calls.list_calls(wanted, config.nlu.confidence_threshold)
     if args.json:
@@ -77,7 +77,7 @@ def _list(args: argparse.Namespace, config: Config) -> int:
 
 
 def _callback_done(args: argparse.Namespace, config: Config) -> int:
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     zone = ZoneInfo(config.agent.time_zone)
     user = os_user()
     done = callbacks.mark_done(args.call_id, args.note, utcnow(), user, zone)
@@ -87,7 +87,7 @@ def _callback_done(args: argparse.Namespace, config: Config) -> int:
 
 
 def _show(args: argparse.Namespace, config: Config) -> int:
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     record = calls.call_record(args.call_id, config.nlu.confidence_threshold)
     if args.json:
         print_json_lines([record], sys.stdout)

@@ -78,13 +78,13 @@ def _add_listing_options(parser: argparse.ArgumentParser) -> None:
 
 def _links_list(args: argparse.Namespace, config: Config) -> int:
     limit = _limit(args.limit, "links list")
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     rows = links.list_links(args.invoice, args.status, limit, utcnow())
     return _print_rows(rows, links.table_columns, "link(s)", args.json, config)
 
 
 def _links_void(args: argparse.Namespace, config: Config) -> int:
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     now, user = utcnow(), os_user()
     if args.invoice is not None:
         results = links.void_invoice_links(args.invoice, now, user)
@@ -96,12 +96,25 @@ def _links_void(args: argparse.Namespace, config: Config) -> int:
         print(f"invoice {args.invoice} has no live links: nothing voided")
     else:
         print("\n".join(result.sentence() for result in results))
+    _close_checkouts(config, args.json)
     return 0
+
+
+def _close_checkouts(config: Config, as_json: bool) -> None:
+    """After a void: expire the dead links' checkout pages at the processor."""
+    result = links.close_checkouts(config, utcnow())
+    if result is None:
+        return
+    done, warn = links.checkout_sentences(result, config.payments.processor)
+    if done and not as_json:
+        print("\n".join(done))
+    if warn:
+        print("\n".join(warn), file=sys.stderr)
 
 
 def _sms_list(args: argparse.Namespace, config: Config) -> int:
     limit = _limit(args.limit, "sms list")
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     rows = sms.list_messages(args.status, limit)
     return _print_rows(rows, sms.table_columns, "message(s)", args.json, config)
 
@@ -124,7 +137,7 @@ def _print_rows(
 
 
 def _sms_retry(args: argparse.Namespace, config: Config) -> int:
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
     if args.new_link:
         return _sms_resend(args, config)
     message = sms.retry_message(args.message_id, utcnow(), os_user())
@@ -139,12 +152,15 @@ def _sms_retry(args: argparse.Namespace, config: Config) -> int:
 
 def _sms_resend(args: argparse.Namespace, config: Config) -> int:
     resent = sms_resend.resend_with_new_link(args.message_id, config, utcnow(), os_user())
+    _close_checkouts(config, args.json)
     if args.json:
         print_json_lines([resent.row()], sys.stdout)
         return 0
     expires = local_time(ZoneInfo(config.agent.time_zone))(resent.new_link.expires_at)
     print("\n".join(resent.sentences(f"{expires} {config.agent.time_zone}")))
     print(PICKED_UP)
+    for note in resent.notes():
+        print(note)
     if config.sms.driver == "log":
         print('note: [sms] driver = "log" stores texts without delivering them')
     return 0

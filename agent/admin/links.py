@@ -4,10 +4,14 @@ A link is named by its row id (the token itself is never stored, so it cannot be
 Its state, in order of precedence: ``used`` (paid through it), ``voided``, ``expired``,
 else ``live``. Voiding is a conditional update, so it cannot undo a payment that lands at
 the same moment, and it is recorded on the call that created the link (``link-voided``).
+After the void is committed, :func:`close_checkouts` expires the link's open checkout pages
+at the processor; one the processor could not confirm shows as "expire pending" in
+``links list`` until ``voice-agent run`` succeeds (:mod:`agent.payments.expiry`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +29,8 @@ from agent.billing.models import (
     cents_to_decimal,
     database_proxy,
 )
+from agent.config import Config
+from agent.payments.expiry import SweepResult, expire_dead_checkouts, pending_link_ids
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,9 @@ def list_links(invoice_number: str | None, state: str, limit: int, now: datetime
         query = query.where(PaymentLink.invoice == _invoice(invoice_number, "links list"))
     if state != "all":
         query = query.where(_state_is(state, now))
-    return [_row(link, now) for link in query]
+    found = list(query)
+    pending = pending_link_ids([link.id for link in found], now)
+    return [_row(link, now, link.id in pending) for link in found]
 
 
 def _state_is(state: str, now: datetime) -> pw.Expression:
@@ -71,7 +79,7 @@ def _state_is(state: str, now: datetime) -> pw.Expression:
     return unused & (link.expires_at > now)
 
 
-def _row(link: PaymentLink, now: datetime) -> Row:
+def _row(link: PaymentLink, now: datetime, expire_pending: bool) -> Row:
     sms: SmsMessage | None = link.sms if link.sms_id is not None else None
     return {
         "id": link.id,
@@ -87,6 +95,7 @@ def _row(link: PaymentLink, now: datetime) -> Row:
         "sms_id": link.sms_id,
         "sms_status": sms.status if sms is not None else None,
         "call_id": link.call_id,
+        "checkout_expire_pending": expire_pending,
     }
 
 
@@ -94,6 +103,10 @@ def table_columns(show_time: Callable[[datetime | None], str]) -> Sequence[Colum
     def invoice(row: Row) -> str:
         status = row["invoice_status"]
         return str(row["invoice"]) + ("" if status == "open" else f" ({status})")
+
+    def state(row: Row) -> str:
+        pending = row["checkout_expire_pending"]
+        return str(row["state"]) + (", checkout expire pending" if pending else "")
 
     def sms(row: Row) -> str:
         return "-" if row["sms_id"] is None else f"{row['sms_id']} {row['sms_status']}"
@@ -104,7 +117,7 @@ def table_columns(show_time: Callable[[datetime | None], str]) -> Sequence[Colum
         Column("AMOUNT", lambda r: f"{cents_to_decimal(r['amount_cents'])} {r['currency']}"),
         Column("CREATED", lambda r: show_time(r["created_at"])),
         Column("EXPIRES", lambda r: show_time(r["expires_at"])),
-        Column("STATE", lambda r: r["state"]),
+        Column("STATE", state),
         Column("SMS", sms),
         Column("CALL", lambda r: text(r["call_id"])),
     )
@@ -187,3 +200,31 @@ def _invoice(number: str, command: str) -> Invoice:
     if invoice is None:
         raise refused(command, f"there is no invoice {number}")
     return invoice
+
+
+def close_checkouts(config: Config, now: datetime) -> SweepResult | None:
+    """Expire the open checkouts of dead links at the processor; None without one."""
+    from agent.payments.factory import build_processor  # noqa: PLC0415 - stripe: only here
+
+    processor = build_processor(config)
+    if processor is None:
+        return None
+
+    async def sweep() -> SweepResult:
+        try:
+            return await expire_dead_checkouts(processor, now)
+        finally:
+            await processor.aclose()
+
+    return asyncio.run(sweep())
+
+
+def checkout_sentences(result: SweepResult, processor: str) -> tuple[list[str], list[str]]:
+    """(for stdout, for stderr) about :func:`close_checkouts`' sweep."""
+    done = [f"expired {result.closed} open checkout page(s) at {processor}"] * bool(result.closed)
+    warn = [
+        f"warning: {result.pending} checkout page(s) of dead links could NOT be expired at "
+        f"{processor} and can still be paid; `voice-agent run` retries every minute, "
+        '`voice-agent links list` shows them as "checkout expire pending"'
+    ] * bool(result.pending)
+    return done, warn

@@ -29,6 +29,7 @@ async def open_checkout(
             & (CheckoutSession.amount_cents == invoice.balance_cents)
             & (CheckoutSession.currency == invoice.currency)
             & (CheckoutSession.expires_at > now + REUSE_MARGIN)
+            & CheckoutSession.closed_at.is_null()
         )
         .order_by(CheckoutSession.created_at.desc())
         .first()

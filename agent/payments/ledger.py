@@ -3,8 +3,10 @@
 A paid checkout becomes one ``Payment`` row. When it matches its payment link (same invoice,
 amount and currency) and the invoice is open with at least that balance, the balance goes
 down by the amount (status "paid" at zero), the link is marked used and the invoice's other
-live links are voided. Otherwise the payment is kept as ``unapplied`` with the reason, the
-invoice is left alone, and a warning is logged for a person to sort out (usually a refund).
+live links are voided (their open checkouts are then expired at the processor by
+:mod:`agent.payments.expiry`). Otherwise the payment is kept as ``unapplied`` with the
+reason, the invoice is left alone, and a warning is logged for a person to sort out
+(usually a refund).
 
 Exactly once: the event id (``ProcessedWebhook``) and the checkout session id (``Payment``)
 are unique columns, checked first and enforced by the database, so a redelivered event, or

@@ -33,5 +33,8 @@ class PortalRedirect:
         url = portal_url(self._template, invoice.number, invoice.balance_cents, invoice.currency)
         return Checkout(url=url)
 
+    async def expire_checkout(self, session_id: str) -> None:
+        del session_id  # the portal has no sessions here: nothing was stored to expire
+
     async def aclose(self) -> None:
         pass

@@ -38,6 +38,11 @@ class CheckoutProcessor(Protocol):
         """A checkout for ``invoice``'s balance; raises ``PaymentProcessorError``."""
         ...
 
+    async def expire_checkout(self, session_id: str) -> None:
+        """Make the checkout unpayable (done if it is already expired or complete);
+        raises ``PaymentProcessorError`` when the processor could not confirm it."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections (called when the web service stops)."""
         ...

@@ -114,6 +114,27 @@ class StripeCheckout:
             raise PaymentProcessorError(f"Stripe's checkout session {session.id} has no url")
         return Checkout(url=session.url, session_id=session.id, expires_at=expires_at)
 
+    async def expire_checkout(self, session_id: str) -> None:
+        """``POST /v1/checkout/sessions/{id}/expire``; a session that is no longer open
+        (expired, or complete: Stripe answers 400) is checked with a retrieve and is fine."""
+        options: Any = {"idempotency_key": f"expire-{session_id}"}
+        try:
+            async with asyncio.timeout(3 * REQUEST_TIMEOUT_SECONDS):
+                try:
+                    await self._client.v1.checkout.sessions.expire_async(session_id, None, options)
+                except stripe.InvalidRequestError as err:
+                    session = await self._client.v1.checkout.sessions.retrieve_async(session_id)
+                    if session.status == "open":
+                        raise PaymentProcessorError(
+                            f"Stripe did not expire checkout {session_id}: {_describe(err)}"
+                        ) from err
+        except stripe.StripeError as err:
+            raise PaymentProcessorError(
+                f"Stripe could not expire checkout {session_id}: {_describe(err)}"
+            ) from err
+        except TimeoutError as err:
+            raise PaymentProcessorError("Stripe did not answer in time") from err
+
     async def aclose(self) -> None:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
