@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,10 +17,12 @@ from agent.dialog.types import Entity
 from agent.errors import NluUnavailableError
 from agent.nlu.client import RasaIntentParser, utterance_from_rasa
 
+SECRET = "0123456789abcdef" * 4
+
 
 def parse(url: str, text: str, timeout: float = 0.5) -> object:
     async def once() -> object:
-        parser = RasaIntentParser(url, timeout)
+        parser = RasaIntentParser(url, timeout, SECRET)
         try:
             return await parser.parse(text)
         finally:
@@ -51,8 +56,22 @@ def silent_server() -> Iterator[str]:
     listener.close()
 
 
+def signed_with_secret(authorization: str | None) -> bool:
+    """Check the request's HS256 JWT as Rasa would (the stand-in knows ``SECRET``)."""
+    signing_input, _, signature = (authorization or "").removeprefix("Bearer ").rpartition(".")
+    expected = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(expected).rstrip(b"=").decode() == signature
+
+
 def serving(status: int, body: bytes) -> ThreadingHTTPServer:
+    """A server that proves it knows ``SECRET``, then answers parses with ``status, body``."""
+
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if signed_with_secret(self.headers["Authorization"]) else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.send_response(status)
@@ -111,3 +130,13 @@ def test_no_intent_means_not_understood() -> None:
     heard = utterance_from_rasa("", {"intent": None, "entities": []})
 
     assert heard.intent is None and heard.confidence == 0.0
+
+
+def test_a_server_that_proves_the_secret_is_used() -> None:
+    server = serving(200, b'{"intent": {"name": "pay_invoice", "confidence": 0.9}}')
+    try:
+        heard = parse(f"http://127.0.0.1:{server.server_port}", "I want to pay", timeout=5)
+    finally:
+        server.shutdown()
+
+    assert getattr(heard, "intent", None) == "pay_invoice"

@@ -12,8 +12,10 @@ from typing import Any
 
 import yaml
 
+from agent.nlu.auth import read_token
 from agent.nlu.client import RasaIntentParser
 from agent.paths import NLU_DATA_DIR
+from tests.conftest import NLU_TOKEN_FILE
 
 MIN_ACCURACY = 0.95
 """At most one phrase in twenty may come back with the wrong intent."""
@@ -25,7 +27,7 @@ def heldout() -> list[dict[str, Any]]:
 
 
 async def parse_all(url: str, texts: list[str]) -> list[tuple[str | None, float, dict[str, str]]]:
-    parser = RasaIntentParser(url, timeout_seconds=10)
+    parser = RasaIntentParser(url, timeout_seconds=10, secret=read_token(NLU_TOKEN_FILE))
     try:
         results = []
         for text in texts:

@@ -26,8 +26,8 @@ PHRASES = (
 )
 
 
-async def measure(url: str, count: int) -> list[float]:
-    parser = RasaIntentParser(url, timeout_seconds=10)
+async def measure(settings: NluSettings, count: int) -> list[float]:
+    parser = RasaIntentParser.from_settings(settings)
     try:
         for phrase in PHRASES:  # warm-up
             await parser.parse(phrase)
@@ -49,10 +49,12 @@ def main(count: int) -> None:
         url=f"http://127.0.0.1:{port}",
         model_dir=str(PROJECT_ROOT / "var" / "nlu-models"),
         venv=str(PROJECT_ROOT / ".venv-nlu"),
+        auth_token_file=str(PROJECT_ROOT / "var" / "nlu-token"),
+        timeout_seconds=10,
     )
     log_path = Path(settings.model_dir).parent / "log" / "bench-nlu.log"
     with ManagedNluServer(settings, log_path=log_path):
-        timings = asyncio.run(measure(settings.url, count))
+        timings = asyncio.run(measure(settings, count))
     ms = [t * 1000 for t in timings]
     print(f"NLU /model/parse, {count} requests, one at a time, on {describe()}")
     print(

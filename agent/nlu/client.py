@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
+from agent.config import NluSettings
 from agent.dialog.types import Entity, Utterance
 from agent.errors import NluUnavailableError
+from agent.nlu.auth import bearer, read_token
+from agent.nlu.proof import server_proves_secret
+
+log = logging.getLogger(__name__)
 
 
 class IntentParser(Protocol):
@@ -17,19 +25,49 @@ class IntentParser(Protocol):
 
 
 class RasaIntentParser:
-    """Talks to a running Rasa server; every failure becomes ``NluUnavailableError``."""
+    """Talks to a Rasa server that proved it knows ``secret`` (``agent.nlu.proof``).
 
-    def __init__(self, url: str, timeout_seconds: float) -> None:
-        self._client = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_seconds)
+    Every failure, a failed proof included, becomes ``NluUnavailableError``; after one, the
+    next parse asks for proof again before it sends the caller's words.
+    """
+
+    def __init__(self, url: str, timeout_seconds: float, secret: str) -> None:
+        self._url = url.rstrip("/")
+        self._secret = secret
+        self._proven = False
+        self._client = httpx.AsyncClient(base_url=self._url, timeout=timeout_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: NluSettings) -> RasaIntentParser:
+        """The parser for ``[nlu]``; ``NluSetupError`` when the token file is unusable."""
+        return cls(
+            settings.url, settings.timeout_seconds, read_token(Path(settings.auth_token_file))
+        )
 
     async def parse(self, text: str) -> Utterance:
         try:
-            response = await self._client.post("/model/parse", json={"text": text})
+            await self._ensure_proven()
+            response = await self._client.post(
+                "/model/parse", json={"text": text}, headers=bearer(self._secret, time.time())
+            )
             response.raise_for_status()
             body = response.json()
         except (httpx.HTTPError, ValueError) as err:
+            self._proven = False
             raise NluUnavailableError(f"NLU server did not answer: {err!r}") from err
         return utterance_from_rasa(text, body)
+
+    async def _ensure_proven(self) -> None:
+        if self._proven:
+            return
+        if not await server_proves_secret(self._client, self._secret):
+            log.error(
+                "the NLU server at %s did not prove it knows the auth token; "
+                "no caller words are sent to it",
+                self._url,
+            )
+            raise NluUnavailableError(f"the NLU server at {self._url} did not prove the token")
+        self._proven = True
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -53,10 +91,14 @@ def utterance_from_rasa(text: str, body: Any) -> Utterance:
         raise NluUnavailableError(f"NLU server sent an unexpected answer: {err!r}") from err
 
 
-def server_is_up(url: str, timeout_seconds: float = 1.0) -> bool:
-    """Whether a Rasa server with a loaded model answers at ``url`` (synchronous)."""
+def server_is_up(url: str, secret: str, timeout_seconds: float = 1.0) -> bool:
+    """Whether a server with a loaded model answers at ``url`` (synchronous, no proof)."""
     try:
-        response = httpx.get(url.rstrip("/") + "/status", timeout=timeout_seconds)
+        response = httpx.get(
+            url.rstrip("/") + "/status",
+            headers=bearer(secret, time.time()),
+            timeout=timeout_seconds,
+        )
     except httpx.HTTPError:
         return False
     if response.status_code != 200:

@@ -2,7 +2,9 @@
 
 The trained model file is named after a hash of the training data, so training runs
 only when the data changed. ``ManagedNluServer`` starts a server for the lifetime of
-``voice-agent run``/``chat`` when nothing answers at the configured URL.
+``voice-agent run``/``chat`` when nothing answers at the configured URL. Either way the
+server runs with the secret in ``[nlu] auth_token_file`` (``agent.nlu.auth``), passed in
+by ``rasa_launch.py`` so that it never appears on a command line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 from agent.config import NluSettings
 from agent.errors import NluSetupError
+from agent.nlu.auth import ensure_token, read_token
 from agent.nlu.client import server_is_up
 from agent.paths import NLU_DATA_DIR
 
@@ -102,12 +105,18 @@ def train(settings: NluSettings, data_dir: Path = NLU_DATA_DIR, force: bool = Fa
     return target
 
 
+LAUNCHER = Path(__file__).with_name("rasa_launch.py")
+
+
 def serve_command(settings: NluSettings, model: Path) -> list[str]:
+    """``rasa run`` through the launcher that adds the auth secret (see ``rasa_launch.py``)."""
     url = urlsplit(settings.url)
     host = url.hostname or "127.0.0.1"
     port = url.port or 5005
+    python = rasa_binary(settings).with_name("python")
     return [
-        str(rasa_binary(settings)), "run", "--enable-api",
+        str(python), str(LAUNCHER), str(Path(settings.auth_token_file).resolve()),
+        "run", "--enable-api",
         "--model", str(model),
         "--interface", host, "--port", str(port),
     ]  # fmt: skip
@@ -115,6 +124,7 @@ def serve_command(settings: NluSettings, model: Path) -> list[str]:
 
 def serve_foreground(settings: NluSettings) -> None:
     """``voice-agent nlu serve``: become the Rasa server (what systemd runs)."""
+    ensure_token(Path(settings.auth_token_file))
     model = train(settings)
     command = serve_command(settings, model)
     os.execve(command[0], command, rasa_env(settings))
@@ -138,7 +148,9 @@ class ManagedNluServer:
         self.stop()
 
     def start(self) -> None:
-        if server_is_up(self.settings.url):
+        token_file = Path(self.settings.auth_token_file)
+        secret = ensure_token(token_file) if self.settings.manage else read_token(token_file)
+        if server_is_up(self.settings.url, secret):
             log.info("NLU server already answering at %s", self.settings.url)
             return
         if not self.settings.manage:
@@ -154,9 +166,9 @@ class ManagedNluServer:
                 command, env=rasa_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        self._wait_until_up()
+        self._wait_until_up(secret)
 
-    def _wait_until_up(self) -> None:
+    def _wait_until_up(self, secret: str) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout_seconds
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
@@ -164,7 +176,7 @@ class ManagedNluServer:
                     f"the NLU server exited with status {self._process.returncode} "
                     f"while starting; see {self.log_path}"
                 )
-            if server_is_up(self.settings.url):
+            if server_is_up(self.settings.url, secret):
                 print("NLU server ready.", file=sys.stderr, flush=True)
                 return
             time.sleep(0.5)
