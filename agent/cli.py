@@ -26,10 +26,13 @@ from agent.billing.importer import import_customers, import_invoices
 from agent.billing.queries import is_empty
 from agent.chat import run_chat
 from agent.config import Config, load_config, resolve_config_path
+from agent.config_warnings import read_warnings
 from agent.errors import AgentError, ProblemsError
 from agent.nlu.server import ManagedNluServer, serve_foreground, train
 from agent.service import run_service
 from agent.testcall import command as test_call_command
+
+log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 
@@ -37,6 +40,9 @@ Handler = Callable[[argparse.Namespace, Config], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the agent creates (database and its -wal/-shm, key files, logs, var/
+    # folders, the NLU server's log) is for its own user only, whatever umask it inherits.
+    os.umask(0o077)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     parser = build_parser()
@@ -94,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat = command("chat", _chat, "hold the payment conversation over text (stdin/stdout)")
     chat.add_argument("--caller", required=True, help="caller ID, e.g. +14165550123, or anonymous")
     chat.add_argument("--json", action="store_true", help="one JSON object per agent turn")
+    chat.add_argument(
+        "--verstat",
+        help="STIR/SHAKEN verstat the caller ID came with, e.g. TN-Validation-Passed "
+        "(default: none, not attested)",
+    )
     test_call = command(
         "test-call", test_call_command.handle, "dial the agent as a SIP caller and script a call"
     )
@@ -148,11 +159,13 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
 
 def _config_check(args: argparse.Namespace, config: Config) -> int:
     print(config.summary())
+    for warning in read_warnings(config):
+        print(warning, file=sys.stderr)
     return 0
 
 
 def _open_db(config: Config) -> None:
-    open_database(config.database.url)
+    open_database(config.database.url, config.sms.body_key_file)
 
 
 def _db_init(args: argparse.Namespace, config: Config) -> int:
@@ -168,6 +181,8 @@ def _import(args: argparse.Namespace, config: Config) -> int:
     else:
         result = import_invoices(args.file)
     print(f"{args.file}: {result.summary()}")
+    for note in result.notes:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -194,12 +209,14 @@ def _nlu_serve(args: argparse.Namespace, config: Config) -> int:
 def _chat(args: argparse.Namespace, config: Config) -> int:
     _open_db(config)
     if not config.nlu.manage:
-        return run_chat(config, args.caller, args.json)
+        return run_chat(config, args.caller, args.json, args.verstat)
     with ManagedNluServer(config.nlu):
-        return run_chat(config, args.caller, args.json)
+        return run_chat(config, args.caller, args.json, args.verstat)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    for warning in read_warnings(config):
+        log.warning("%s", warning)
     _open_db(config)
     return run_service(config)
 

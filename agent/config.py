@@ -99,6 +99,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _AT_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _MAX_TLS_CA_CERTIFICATES = 40
 """pjsip sends every CA name in the handshake; 40 worked, 80 stalled (see agent.sip.transport)."""
+MIN_CALLBACK_SECRET_CHARS = 16
+"""The shortest ``[sms.kannel] callback_secret`` accepted."""
 _INVALID: Any = object()
 """Sentinel: the value had a problem (already reported); keep the field's default."""
 
@@ -276,6 +278,18 @@ class _Validator(ProblemLog):
         message = f"environment variable {secret.env} ({where}) is not set"
         self.report(path, message, near=trigger)
 
+    def _secret_not_empty(self, secret: Secret, path: KeyPath, trigger: KeyPath) -> None:
+        """Set, and not empty: an empty key would sign (or authenticate) with nothing."""
+        if secret.env is not None and secret.env not in os.environ:
+            self._secret_is_set(secret, path, trigger)
+            return
+        value = secret.literal if secret.env is None else os.environ[secret.env]
+        if value is None or not value.strip():
+            source = (
+                "is empty" if secret.env is None else f"comes from {secret.env}, which is empty"
+            )
+            self.report(path, f"{source}: a secret is required here", near=trigger)
+
     def _http_url(self, url: str, path: KeyPath) -> None:
         try:
             parts = urlsplit(url)
@@ -418,15 +432,31 @@ class _Validator(ProblemLog):
                 ("sms", "retry_max_seconds"),
                 f"must not be less than retry_first_seconds ({show(sms.retry_first_seconds)})",
             )
+        if not sms.body_key_file.strip():
+            self.report(("sms", "body_key_file"), "must name a file (the outbox key)")
         trigger = ("sms", "driver")
         if sms.driver == "kannel":
             self._secret_is_set(sms.kannel.password, ("sms", "kannel", "password"), trigger)
+            self._callback_secret(sms.kannel.callback_secret, trigger)
         if sms.driver == "twilio":
             when = 'sms.driver is "twilio"'
             self._required(sms.twilio.account_sid, ("sms", "twilio", "account_sid"), trigger, when)
             self._required(sms.twilio.from_number, ("sms", "twilio", "from_number"), trigger, when)
             self._secret_is_set(sms.twilio.auth_token, ("sms", "twilio", "auth_token"), trigger)
         return sms
+
+    def _callback_secret(self, secret: Secret, trigger: KeyPath) -> None:
+        """``[sms.kannel] callback_secret``: set, and long enough not to be guessed."""
+        path = ("sms", "kannel", "callback_secret")
+        if secret.env is not None and secret.env not in os.environ:
+            self._secret_is_set(secret, path, trigger)
+            return
+        if len(secret.reveal()) < MIN_CALLBACK_SECRET_CHARS:
+            message = (
+                f"must be at least {MIN_CALLBACK_SECRET_CHARS} characters when sms.driver is "
+                '"kannel" (e.g. the output of: openssl rand -hex 32)'
+            )
+            self.report(path, message, near=trigger)
 
     def _sms_length(self, config: Config) -> None:
         """The payment text must fit two segments with the longest realistic values."""
@@ -480,8 +510,8 @@ class _Validator(ProblemLog):
         trigger = ("payments", "processor")
         if payments.processor == "stripe":
             keys = payments.stripe
-            self._secret_is_set(keys.secret_key, (*stripe, "secret_key"), trigger)
-            self._secret_is_set(keys.webhook_secret, (*stripe, "webhook_secret"), trigger)
+            self._secret_not_empty(keys.secret_key, (*stripe, "secret_key"), trigger)
+            self._secret_not_empty(keys.webhook_secret, (*stripe, "webhook_secret"), trigger)
         template, path = payments.portal.url_template, (*portal, "url_template")
         if payments.processor == "portal":
             self._required(template, path, trigger, 'payments.processor is "portal"')
@@ -509,6 +539,8 @@ class _Validator(ProblemLog):
             )
         for network in sip.allowed_networks:
             self._network(network, ("sip", "allowed_networks"))
+        for network in sip.trusted_identity_networks:
+            self._network(network, ("sip", "trusted_identity_networks"))
         if sip.registrar.strip():
             try:
                 registrar = parse_registrar(sip.registrar)

@@ -34,6 +34,9 @@ ESCALATION_REASONS: tuple[str, ...] = (
     "sms-delayed",
     "sms-failed",
     "sms-opted-out",
+    "caller-id-failed",
+    "sms-limit",
+    "repeat-limit",
 )
 """Why a call is handed to a person; each may have its own ``[escalation.reasons.X]``."""
 
@@ -132,6 +135,12 @@ class PaymentCollectionSettings:
     require_mobile: bool = True
     """Only text links to numbers the billing data marks as mobile."""
 
+    disclose_amounts: Literal["verified", "attested"] = "verified"
+    """``verified``: amounts and dates are read to any caller verified by number.
+    ``attested``: only when the caller ID came with STIR/SHAKEN ``verstat=TN-Validation-Passed``;
+    other verified callers still get the link texted to the number on file, but hear no amount
+    or date and choose among several invoices by position only."""
+
 
 @dataclass(frozen=True)
 class EscalationRoute:
@@ -204,6 +213,13 @@ class NluSettings:
     venv: str = ".venv-nlu"
     """The Python environment the managed NLU server runs from."""
 
+    auth_token_file: str = "var/nlu-token"
+    """File holding the NLU server's secret (relative to the working directory), mode 0600.
+
+    The server runs with it as ``--auth-token`` and ``--jwt-secret``; the agent signs every
+    request with it and uses a server only after it proved it knows it (``agent.nlu.proof``).
+    Created with 32 random bytes by ``scripts/setup`` and by a managed server when missing."""
+
 
 @dataclass(frozen=True)
 class KannelSettings:
@@ -227,7 +243,12 @@ class KannelSettings:
 
     allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
     """Networks (CIDR) Kannel's callbacks (delivery reports, inbound texts) may come from;
-    they carry no signature, so anything else gets HTTP 403."""
+    anything else gets HTTP 403 (on top of ``callback_secret``)."""
+
+    callback_secret: Secret = Secret(env="KANNEL_CALLBACK_SECRET")
+    """Authenticates Kannel's callbacks: each dlr-url carries an HMAC of the outbox id keyed
+    from it, and the ``sms-service`` ``get-url`` must carry it as ``key=``; at least 16
+    characters, required with the kannel driver. Not the sendsms password."""
 
 
 @dataclass(frozen=True)
@@ -280,6 +301,17 @@ class SmsSettings:
 
     retry_max_seconds: float = field(default=900.0, metadata=between(0.1, 86400))
     """The longest wait between two attempts."""
+
+    max_payment_texts_per_number_per_day: int = field(default=3, metadata=between(1, 50))
+    """Payment texts one number may get from calls in any 24 hours (rolling; blocked ones
+    do not count); past it the caller is offered a person (reason ``sms-limit``), so a
+    spoofed caller ID cannot have the agent flood a customer with texts. ``voice-agent sms
+    retry --new-link`` (an admin's decision) is not limited, but its texts count."""
+
+    body_key_file: str = "var/outbox.key"
+    """The key that seals each text in the outbox table (it carries a working payment link
+    until sent): made 0600 on first use, kept outside the database and backed up apart from
+    it. The systemd credential ``outbox-key`` (``$CREDENTIALS_DIRECTORY``) takes precedence."""
 
 
 @dataclass(frozen=True)
@@ -376,11 +408,20 @@ class SipSettings:
     max_calls: int = field(default=4, metadata=between(1, 31))
     """Concurrent calls; more are refused with busy (pjsua handles at most 32 at once)."""
 
+    max_call_seconds: int = field(default=600, metadata=between(10, 7200))
+    """A call lasting this long is ended with a short goodbye (or its transfer goes ahead)."""
+
     mode: Literal["ip", "register"] = "ip"
     """``ip``: accept calls from ``allowed_networks``; ``register``: register to a registrar."""
 
     allowed_networks: tuple[str, ...] = ("127.0.0.0/8",)
     """Networks (CIDR) calls are accepted from."""
+
+    trusted_identity_networks: tuple[str, ...] = ()
+    """Networks (CIDR) whose P-Asserted-Identity and STIR/SHAKEN ``verstat`` are believed
+    (the trunk's); empty means the same as ``allowed_networks``. In register mode the
+    registrar's addresses are trusted too. From anywhere else both are ignored (the caller
+    ID comes from From, without verstat) and the call's audit records it."""
 
     registrar: str = ""
     """Registrar ``host[:port]`` or ``sip:`` URI; required when ``mode`` is ``register``."""

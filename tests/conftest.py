@@ -22,7 +22,11 @@ from agent.config import NluSettings
 from agent.nlu.server import ManagedNluServer
 from agent.paths import PROJECT_ROOT
 
+pytest_plugins = ["tests.stripe_standin"]  # its ``stripe_keys`` fixture, for the pay tests
+
 VOICE_AGENT = str(Path(sys.executable).with_name("voice-agent"))
+NLU_TOKEN_FILE = PROJECT_ROOT / "var" / "nlu-token"
+"""The session's NLU server secret: the one scripts/setup made (created if missing)."""
 
 
 def free_port() -> int:
@@ -40,6 +44,7 @@ def nlu_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         manage=True,
         model_dir=str(PROJECT_ROOT / "var" / "nlu-models"),
         venv=str(PROJECT_ROOT / ".venv-nlu"),
+        auth_token_file=str(NLU_TOKEN_FILE),
     )
     log_path = tmp_path_factory.mktemp("nlu") / "nlu-server.log"
     with ManagedNluServer(settings, log_path=log_path):
@@ -103,6 +108,7 @@ def write_config(path: Path, nlu_url: str, db_path: Path, extra: str = "") -> Pa
             [nlu]
             url = "{nlu_url}"
             manage = false
+            auth_token_file = "{NLU_TOKEN_FILE}"
             timeout_seconds = 5
             """)
         + textwrap.dedent(extra)

@@ -17,6 +17,7 @@ from agent.config import (
     resolve_config_path,
 )
 from agent.config_locate import KeyLocator
+from agent.config_schema import ESCALATION_REASONS
 from agent.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "agent.toml"
@@ -297,6 +298,9 @@ def test_sip_addresses_and_register_mode(tmp_path: Path) -> None:
         f'{path}:2: sip.allowed_networks: "10.0.0.1/8" has host bits set; '
         'did you mean "10.0.0.0/8"?'
     ]
+    path = write(tmp_path, '[sip]\ntrusted_identity_networks = ["192.0.2.10/33"]\n')
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:2: sip.trusted_identity_networks: ")
 
 
 # -- SMS drivers and secrets ---------------------------------------------------------
@@ -316,7 +320,9 @@ def test_twilio_driver_needs_account_sid(tmp_path: Path) -> None:
 def test_secret_from_environment_when_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_PW", "hunter2")
     path = write(
-        tmp_path, '[sms]\ndriver = "kannel"\n[sms.kannel]\npassword = { env = "GATEWAY_PW" }\n'
+        tmp_path,
+        '[sms]\ndriver = "kannel"\n[sms.kannel]\npassword = { env = "GATEWAY_PW" }\n'
+        'callback_secret = "a-callback-secret-of-32-characters"\n',
     )
     secret = load_config(path).sms.kannel.password
     assert secret == Secret(env="GATEWAY_PW")
@@ -326,7 +332,9 @@ def test_secret_from_environment_when_set(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_secret_from_environment_when_unset(tmp_path: Path) -> None:
     path = write(
-        tmp_path, '[sms]\ndriver = "kannel"\n[sms.kannel]\npassword = { env = "GATEWAY_PW" }\n'
+        tmp_path,
+        '[sms]\ndriver = "kannel"\n[sms.kannel]\npassword = { env = "GATEWAY_PW" }\n'
+        'callback_secret = "a-callback-secret-of-32-characters"\n',
     )
     assert problems(path) == [
         f"{path}:4: sms.kannel.password: environment variable GATEWAY_PW (named here) is not set"
@@ -337,7 +345,9 @@ def test_default_secret_unset_is_reported_at_the_driver(tmp_path: Path) -> None:
     path = write(tmp_path, '[sms]\ndriver = "kannel"\n')
     assert problems(path) == [
         f"{path}:2: sms.kannel.password: environment variable KANNEL_PASSWORD "
-        "(the default) is not set"
+        "(the default) is not set",
+        f"{path}:2: sms.kannel.callback_secret: environment variable KANNEL_CALLBACK_SECRET "
+        "(the default) is not set",
     ]
 
 
@@ -420,9 +430,7 @@ def test_unknown_escalation_reason(tmp_path: Path) -> None:
         f"{path}:1: escalation.reasons.no-invoice: unknown escalation reason; "
         "did you mean 'no-invoices'?",
         f"{path}:3: escalation.reasons.weather: unknown escalation reason; allowed: "
-        "unverified, ambiguous, not-mobile, skill-disabled, no-match, nlu-unavailable, "
-        "caller-request, out-of-scope, no-invoices, internal-error, sms-delayed, sms-failed, "
-        "sms-opted-out",
+        + ", ".join(ESCALATION_REASONS),
     ]
 
 

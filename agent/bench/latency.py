@@ -44,6 +44,7 @@ from typing import Any
 from agent.bench.machine import describe, percentile
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Call, CallEvent
+from agent.config import load_config
 from agent.paths import PROJECT_ROOT
 
 VOICE_AGENT = str(Path(sys.executable).with_name("voice-agent"))
@@ -136,6 +137,7 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         f'[database]\nurl = "sqlite:///{folder / "agent.db"}"\n'
         f'[nlu]\nurl = "{nlu_url}"\nmodel_dir = "{PROJECT_ROOT / "var" / "nlu-models"}"\n'
         f'venv = "{PROJECT_ROOT / ".venv-nlu"}"\nstartup_timeout_seconds = 600\n'
+        f'auth_token_file = "{PROJECT_ROOT / "var" / "nlu-token"}"\n'
         f"[sip]\nport = {port}\nmax_calls = 8\n[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
         f'[asr]\nmodel = "{model}"\n'
     )
@@ -227,7 +229,8 @@ def _dial(
 
 
 def _read_events(agent: Agent, call_ids: list[str], result: Result) -> None:
-    open_database(f"sqlite:///{agent.folder / 'agent.db'}")
+    config = load_config(agent.config)  # the agent's database and its outbox key
+    open_database(config.database.url, config.sms.body_key_file)
     try:
         for call in Call.select().where(Call.sip_call_id.in_(call_ids)):
             for event in call.events.order_by(CallEvent.seq):

@@ -16,7 +16,9 @@ from playhouse import db_url
 
 from agent.billing.migrate import upgrade_schema
 from agent.billing.models import ALL_MODELS, database_proxy
+from agent.billing.sealing import bind_outbox_key
 from agent.errors import DatabaseError
+from agent.sms.sealed import BodyKeyError, outbox_cipher
 from agent.urls import redact
 
 SQLITE_PRAGMAS = {
@@ -26,8 +28,13 @@ SQLITE_PRAGMAS = {
 }
 
 
-def open_database(url: str) -> pw.Database:
-    """Connect to ``url``, bind every model to it, create missing tables and columns.
+DEFAULT_BODY_KEY_FILE = "var/outbox.key"
+"""``[sms] body_key_file``'s default: the key that seals the outbox texts (``agent.sms.sealed``)."""
+
+
+def open_database(url: str, body_key_file: str = DEFAULT_BODY_KEY_FILE) -> pw.Database:
+    """Connect to ``url``, bind every model to it, create missing tables and columns,
+    bind the outbox key from ``body_key_file`` and seal texts stored in plain text.
 
     Raises ``DatabaseError`` (naming the URL, never its password) when the URL is not
     understood, the driver is missing, the file cannot be created, or the server refuses.
@@ -45,10 +52,12 @@ def open_database(url: str) -> pw.Database:
         database.connect(reuse_if_open=True)
         database_proxy.initialize(database)
         upgrade_schema(database, ALL_MODELS)  # new tables, and columns older versions lack
+        bind_outbox_key(database, body_key_file)
+    except BodyKeyError:
+        _unbind(database)
+        raise
     except (pw.PeeweeException, OSError, RuntimeError, ValueError, DatabaseError) as err:
-        database_proxy.initialize(None)
-        if database is not None:
-            database.close()
+        _unbind(database)
         reason = " ".join(redact(str(err)).split())  # libpq's messages end in "\n"
         message = f"cannot open database {redact(url)}: {reason}"
         raise DatabaseError(message) from err
@@ -64,9 +73,17 @@ def close_database() -> None:
         database.close()
     finally:
         database_proxy.initialize(None)
+        outbox_cipher.initialize(None)
+
+
+def _unbind(database: pw.Database | None) -> None:
+    database_proxy.initialize(None)
+    outbox_cipher.initialize(None)
+    if database is not None:
+        database.close()
 
 
 def _make_parent_directory(url: str) -> None:
     path = urlparse(url).path[1:]  # same rule as playhouse.db_url: drop one leading "/"
     if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -9,6 +9,12 @@ file's phones.
 
 customers.csv: ``customer_id,name,phone,phone_kind[,phone2,phone2_kind]``
 invoices.csv:  ``invoice_number,customer_id,issued_on,due_on,total,balance,currency,status``
+
+A re-import never takes back a payment the agent recorded: a row that would reopen an
+invoice paid here through a payment link (status back to open, or a higher balance: an
+export made before the payment, say) leaves that invoice as it is and is reported as
+``FILE:LINE: invoice INV-… was paid through a payment link on DAY; not changed``; the rest
+of the file is imported (or refused) as usual.
 """
 
 from __future__ import annotations
@@ -114,7 +120,17 @@ def import_invoices(path: Path) -> ImportResult:
                 line, f"customer_id: no customer {row.customer_id!r}; import customers first"
             )
     problems.raise_if_any()
-    return upsert_invoices([row for _, row in parsed])
+    result = upsert_invoices([row for _, row in parsed])
+    lines = {row.number: line for line, row in parsed}
+    result.notes = [
+        Problem(
+            str(path),
+            lines[number],
+            f"invoice {number} was paid through a payment link on {day:%Y-%m-%d}; not changed",
+        )
+        for number, day in result.kept_paid
+    ]
+    return result
 
 
 # ---- reading -------------------------------------------------------------------------

@@ -25,6 +25,8 @@ from typing import Any
 
 import peewee as pw
 
+from agent.sms.sealed import outbox_cipher
+
 database_proxy = pw.DatabaseProxy()
 
 PHONE_KINDS = ("mobile", "landline", "other")
@@ -55,6 +57,17 @@ def _one_of(column: str, values: tuple[str, ...]) -> pw.SQL | pw.NodeList:
     """A portable CHECK constraint: ``column IN ('a', 'b')``."""
     listed = ", ".join(f"'{value}'" for value in values)
     return pw.Check(f"{column} IN ({listed})")
+
+
+class SealedTextField(pw.TextField):
+    """Text stored encrypted with the outbox key (``agent.sms.sealed``): a copy of the
+    database shows ``sealed:v1:...``, the program sees the text."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else outbox_cipher.get().seal(str(value))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else outbox_cipher.get().unseal(value)
 
 
 class BaseModel(pw.Model):
@@ -140,7 +153,8 @@ class SmsMessage(BaseModel):
     """The SMS outbox: one row per text the agent wants delivered."""
 
     to_number = pw.CharField()
-    body = pw.TextField()
+    body = SealedTextField()
+    """The text, sealed at rest (it carries a working payment link until sent)."""
     purpose = pw.CharField()
     """What the text is for, e.g. "payment-link"."""
     status = pw.CharField(default="queued", index=True)
@@ -216,6 +230,10 @@ class CheckoutSession(BaseModel):
     currency = pw.CharField(max_length=3)
     created_at = pw.DateTimeField(default=utcnow)
     expires_at = pw.DateTimeField()
+    closed_at = pw.DateTimeField(null=True)
+    """When the processor confirmed it can no longer be paid (expired on our request, or
+    already expired/complete). Null while its link is dead but the processor has not
+    confirmed: "expire pending" (:mod:`agent.payments.expiry` retries)."""
 
 
 class Payment(BaseModel):

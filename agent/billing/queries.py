@@ -7,13 +7,14 @@ data) and write them in one transaction, keyed by the business's ids; they never
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import cast
 
 import peewee as pw
 
-from agent.billing.models import Customer, Invoice, Phone, database_proxy, utcnow
-from agent.errors import DatabaseError
+from agent.billing.models import Customer, Invoice, Payment, Phone, database_proxy, utcnow
+from agent.errors import DatabaseError, Problem
 
 _CHUNK = 500  # ids per IN (...) query, well under every backend's parameter limit
 
@@ -45,11 +46,16 @@ class ImportResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    kept_paid: list[tuple[str, date]] = field(default_factory=list)
+    """Invoices a row would have reopened, left as they are: (number, date paid here)."""
+    notes: list[Problem] = field(default_factory=list)
+    """What the admin is told besides the summary, at the file's line."""
 
     def summary(self) -> str:
+        kept = f", {len(self.kept_paid)} paid here and not changed" if self.kept_paid else ""
         return (
             f"{self.what}: {self.created} created, {self.updated} updated, "
-            f"{self.unchanged} unchanged"
+            f"{self.unchanged} unchanged{kept}"
         )
 
 
@@ -171,6 +177,7 @@ def upsert_invoices(rows: Sequence[InvoiceRow]) -> ImportResult:
             for batch in pw.chunked([row.number for row in rows], _CHUNK):
                 query = Invoice.select(Invoice, Customer).join(Customer)
                 existing.update((i.number, i) for i in query.where(Invoice.number.in_(batch)))
+            paid_here = _paid_through_links([i.id for i in existing.values()])
             for row in rows:
                 customer = customers.get(row.customer_id)
                 if customer is None:
@@ -181,6 +188,9 @@ def upsert_invoices(rows: Sequence[InvoiceRow]) -> ImportResult:
                     result.created += 1
                 elif _as_row(invoice) == row:
                     result.unchanged += 1
+                    continue
+                elif invoice.id in paid_here and _reopens(row, invoice):
+                    result.kept_paid.append((row.number, paid_here[invoice.id]))
                     continue
                 else:
                     result.updated += 1
@@ -193,3 +203,30 @@ def upsert_invoices(rows: Sequence[InvoiceRow]) -> ImportResult:
     except pw.PeeweeException as err:
         raise DatabaseError(f"cannot write invoices: {err}") from err
     return result
+
+
+def _paid_through_links(invoice_ids: Sequence[int]) -> dict[int, date]:
+    """Invoice id → the day of its latest payment applied here (through a payment link)."""
+    paid: dict[int, date] = {}
+    for batch in pw.chunked(invoice_ids, _CHUNK):
+        query = (
+            Payment.select(Payment.invoice, pw.fn.MAX(Payment.paid_at))
+            .where(Payment.invoice.in_(batch) & (Payment.status == "applied"))
+            .group_by(Payment.invoice)
+            .tuples()
+        )
+        rows = cast(Iterable[tuple[int, object]], query)  # .tuples(): (invoice id, MAX)
+        for invoice_id, last in rows:
+            paid[invoice_id] = _day(last)
+    return paid
+
+
+def _day(value: object) -> date:
+    """The day of an aggregate's timestamp (SQLite hands it back as text)."""
+    return value.date() if isinstance(value, datetime) else date.fromisoformat(str(value)[:10])
+
+
+def _reopens(row: InvoiceRow, invoice: Invoice) -> bool:
+    """Would ``row`` (an export older than the payment, say) take back what was paid here?"""
+    reopened = row.status == "open" and invoice.status != "open"
+    return reopened or row.balance_cents > invoice.balance_cents

@@ -36,14 +36,19 @@ class CallOutcome:
 
 
 def find_outcome(
-    database_url: str, sip_call_id: str, wait_seconds: float = 5.0, poll_seconds: float = 0.25
+    database_url: str,
+    body_key_file: str,
+    sip_call_id: str,
+    wait_seconds: float = 5.0,
+    poll_seconds: float = 0.25,
 ) -> CallOutcome:
-    """The outcome of call ``sip_call_id`` in the database at ``database_url``. Blocking."""
+    """The outcome of call ``sip_call_id`` in the database at ``database_url`` (its outbox
+    key in ``body_key_file``, as the agent's config names it). Blocking."""
     missing = _missing_sqlite_file(database_url)
     if missing is not None:
         return CallOutcome(note=f"no database file {missing} here (is the agent remote?)")
     try:
-        open_database(database_url)
+        open_database(database_url, body_key_file)
     except AgentError as err:
         return CallOutcome(note=err.message)
     try:

@@ -107,7 +107,11 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
 
     texts = await asyncio.to_thread(transcribe_all)
     outcome = await asyncio.to_thread(
-        find_outcome, config.database.url, sip_call_id, OUTCOME_WAIT_SECONDS
+        find_outcome,
+        config.database.url,
+        config.sms.body_key_file,
+        sip_call_id,
+        OUTCOME_WAIT_SECONDS,
     )
     if outcome.note:
         print(f"voice-agent: note: outcome unknown: {outcome.note}", file=err)
