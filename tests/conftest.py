@@ -89,9 +89,14 @@ class Demo:
 
 
 @contextmanager
-def sqlite_database(path: Path) -> Iterator[None]:
-    """The agent's SQLite file opened in the test process, closed afterwards."""
-    open_database(f"sqlite:///{path}")
+def sqlite_database(path: Path, body_key_file: Path | None = None) -> Iterator[None]:
+    """The agent's SQLite file opened in the test process, closed afterwards; its outbox
+    key is ``body_key_file`` (default: the agent's default, relative to this process's
+    working directory, as for a `voice-agent` command run from here)."""
+    if body_key_file is None:
+        open_database(f"sqlite:///{path}")
+    else:
+        open_database(f"sqlite:///{path}", str(body_key_file))
     try:
         yield
     finally:

@@ -75,9 +75,13 @@ class PhoneAgent:
             settings += f"\n[web]\nport = {free_port()}\n"
         if "[asr]" not in settings:
             settings += '\n[asr]\nmodel = "tiny.en"\n'
-        if "[sms]" not in settings:  # the key the agent (working directory: folder) uses,
-            # named so that test-call, run from elsewhere, reads the texts with it too
-            settings += f'\n[sms]\nbody_key_file = "{folder / "var" / "outbox.key"}"\n'
+        # The outbox key the agent (working directory: folder) uses, named so that
+        # test-call, run from elsewhere, reads the texts with it too.
+        key = f'body_key_file = "{folder / "var" / "outbox.key"}"\n'
+        if "[sms]\n" in settings:
+            settings = settings.replace("[sms]\n", "[sms]\n" + key, 1)
+        else:
+            settings += "\n[sms]\n" + key
         config = write_config(folder / "agent.toml", nlu_url, db, settings)
         log_path = folder / "agent.log"
         with log_path.open("w") as log:
@@ -122,8 +126,13 @@ class PhoneAgent:
             self.process.wait()
             raise AssertionError(f"voice-agent run ignored SIGTERM:\n{self.log_tail()}") from None
 
+    @property
+    def body_key_file(self) -> Path:
+        """The outbox key ``start`` names in the agent's config."""
+        return self.folder / "var" / "outbox.key"
+
     def database(self) -> AbstractContextManager[None]:
-        return sqlite_database(self.db)
+        return sqlite_database(self.db, self.body_key_file)
 
     def call_record(self, sip_call_id: str) -> dict[str, Any]:
         """The call row, its audit events and its texts, by SIP Call-ID."""
