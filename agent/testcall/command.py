@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
 
 from agent.config import Config
 from agent.errors import Problem, ProblemsError
+from agent.sip.uri import SipUriError, Uri, parse_uri
 from agent.testcall.prompts import PromptSettings
 from agent.testcall.turns import Turn, TurnSpecError, parse_turns
 
@@ -88,7 +88,10 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
     """``CallerOptions`` from parsed arguments; ``ProblemsError`` (exit 2) listing mistakes."""
     problems: list[Problem] = []
     to = args.to or default_target(config)
-    if not to.lower().startswith("sip:"):
+    try:
+        if parse_uri(to).scheme != "sip":
+            raise SipUriError("not sip:")
+    except SipUriError:
         problems.append(Problem("--to", None, f"{to!r} is not a sip: URI"))
     if args.from_user != "anonymous" and not _E164.match(args.from_user):
         message = f"{args.from_user!r} is not an E.164 number (e.g. +14165550123) or anonymous"
@@ -148,15 +151,23 @@ def default_target(config: Config) -> str:
 
 def transport_of(uri: str) -> str:
     """The transport a URI's ``transport`` parameter names: "udp" (default), "tcp", "tls"."""
-    match = re.search(r";transport=(udp|tcp|tls)\b", uri, re.IGNORECASE)
-    return match.group(1).lower() if match else "udp"
+    transport = _parse(uri).params.get("transport", "udp").lower()
+    return transport if transport in ("udp", "tcp", "tls") else "udp"
 
 
 def bind_address_for(uri: str) -> str:
     """127.0.0.1 for a loopback target (SDP then names loopback), else every interface."""
-    host = urlparse(uri.split(";", 1)[0].replace("sip:", "sip://", 1)).hostname or ""
+    host = _parse(uri).host
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
     return "127.0.0.1" if loopback else "0.0.0.0"
+
+
+def _parse(uri: str) -> Uri:
+    """``uri`` read by the agent's one SIP URI parser (an unparsable one: no host, no params)."""
+    try:
+        return parse_uri(uri)
+    except SipUriError:
+        return Uri("sip", "")
