@@ -51,8 +51,8 @@ def config_warnings(config: Config, text: str, mode: int) -> list[Problem]:
         for path in _literal_secrets(config):
             warn(
                 path,
-                f"a secret written in a file {readable} can read (mode {stat.S_IMODE(mode):04o});"
-                ' use { env = "NAME" } or chmod 600 the file',
+                f"a password or key written in a file {readable} can read "
+                f'(mode {stat.S_IMODE(mode):04o}); use {{ env = "NAME" }} or chmod 600 the file',
             )
     return warnings
 

@@ -60,12 +60,13 @@ def test_a_literal_secret_in_a_file_others_can_read_is_warned_about(
     rc, lines = checked(tmp_path, STRIPE, 0o644)
     assert rc == 0
     assert lines == [
-        f"{tmp_path / 'agent.toml'}:6: warning: payments.stripe.secret_key: a secret written "
-        'in a file everyone can read (mode 0644); use { env = "NAME" } or chmod 600 the file'
+        f"{tmp_path / 'agent.toml'}:6: warning: payments.stripe.secret_key: a password or key "
+        "written in a file everyone can read (mode 0644); "
+        'use { env = "NAME" } or chmod 600 the file'
     ]
     assert "sk_test_written_in_the_file" not in "\n".join(lines)
     _, group = checked(tmp_path, STRIPE, 0o640)
-    assert "a secret written in a file its group can read (mode 0640)" in group[0]
+    assert "a password or key written in a file its group can read (mode 0640)" in group[0]
 
 
 def test_a_private_file_or_secrets_from_the_environment_get_no_warning(
@@ -85,6 +86,6 @@ def test_a_database_password_in_a_readable_file_is_warned_about(tmp_path: Path) 
     done = voice_agent(path, "config", "check")
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
-        f"{path}:2: warning: database.url: a secret written in a file everyone can read "
+        f"{path}:2: warning: database.url: a password or key written in a file everyone can read "
         '(mode 0604); use { env = "NAME" } or chmod 600 the file'
     ]

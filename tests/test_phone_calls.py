@@ -120,6 +120,10 @@ def agent(
         [asr]
         model = "tiny.en"
         no_input_timeout_seconds = 4
+
+        [sms]
+        # The demo callers call this one agent many times here; the daily cap has its own tests
+        max_payment_texts_per_number_per_day = 50
         """
     agent = PhoneAgent.start(tmp_path_factory.mktemp("agent"), nlu_url, demo_db_template, extra)
     yield agent
