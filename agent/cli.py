@@ -18,19 +18,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent import __version__
-from agent.admin import call_commands
+from agent.admin import call_commands, prune
 from agent.admin import commands as admin_commands
 from agent.billing.db import open_database
 from agent.billing.demo import seed_demo
 from agent.billing.importer import import_customers, import_invoices
 from agent.billing.queries import is_empty
-from agent.chat import run_chat
 from agent.config import Config, load_config, resolve_config_path
 from agent.config_warnings import read_warnings
 from agent.errors import AgentError, ProblemsError
-from agent.nlu.server import ManagedNluServer, serve_foreground, train
-from agent.service import run_service
 from agent.testcall import command as test_call_command
+
+# What only `run`, `chat` and `nlu` need is imported in their handlers: agent.service loads
+# pjsua2, faster-whisper and Piper (about a second), agent.chat and agent.nlu.server httpx;
+# `--help`, `config check` and the admin commands start without them
+# (tests/test_cli_imports.py). Whatever the parser itself needs stays up here.
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed = command("seed-demo", _seed_demo, "load the demo company's customers and invoices", db)
     seed.add_argument("--if-empty", action="store_true", help="only into an empty database")
     command("init", _db_init, "create the database tables if missing", db)
+    prune.add_command(db, command)  # db prune
     admin_commands.add_commands(sub, command)  # links list|void, sms list|retry
     call_commands.add_commands(sub, command)  # calls list|show
 
@@ -197,16 +200,23 @@ def _seed_demo(args: argparse.Namespace, config: Config) -> int:
 
 
 def _nlu_train(args: argparse.Namespace, config: Config) -> int:
+    from agent.nlu.server import train  # noqa: PLC0415 - httpx: only for nlu commands
+
     print(train(config.nlu, force=args.force))
     return 0
 
 
 def _nlu_serve(args: argparse.Namespace, config: Config) -> int:
+    from agent.nlu.server import serve_foreground  # noqa: PLC0415 - httpx: only for nlu commands
+
     serve_foreground(config.nlu)
     return 0
 
 
 def _chat(args: argparse.Namespace, config: Config) -> int:
+    from agent.chat import run_chat  # noqa: PLC0415 - dialog, NLU client: only for chat
+    from agent.nlu.server import ManagedNluServer  # noqa: PLC0415 - as above
+
     _open_db(config)
     if not config.nlu.manage:
         return run_chat(config, args.caller, args.json, args.verstat)
@@ -215,6 +225,8 @@ def _chat(args: argparse.Namespace, config: Config) -> int:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from agent.service import run_service  # noqa: PLC0415 - pjsua2, Whisper, Piper: only for run
+
     for warning in read_warnings(config):
         log.warning("%s", warning)
     _open_db(config)

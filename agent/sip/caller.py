@@ -1,6 +1,6 @@
 """``SipCaller``: a SIP user agent that dials out, as a phone would (``voice-agent test-call``).
 
-The same threading rules as ``SipEndpoint`` (see ARCHITECTURE.md "pjsua2 rules"): one
+The same threading rules as ``SipEndpoint`` (stated in ``agent.sip.endpoint``): one
 dedicated thread creates the pjsua2 ``Endpoint`` (``threadCnt = 0``), pumps
 ``libHandleEvents``, runs the functions queued by asyncio and deletes every pjsua2 object
 before ``libDestroy``; events reach asyncio through ``loop.call_soon_threadsafe``. The call's

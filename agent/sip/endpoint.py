@@ -1,5 +1,20 @@
 """``SipEndpoint``: one dedicated thread makes every pjsua2 call; asyncio talks to it.
 
+The pjsua2 rules (``agent.sip.caller.SipCaller`` follows them too):
+
+1. One thread, started by ``start()``, creates the ``Endpoint`` (``libCreate``, which
+   registers that thread with pjlib) with ``threadCnt = 0`` and pumps ``libHandleEvents``
+   itself. Every pjsua2 call is made on it; other threads only queue functions to it.
+2. SIP callbacks therefore arrive on that thread (DTMF may come on pjmedia's media thread,
+   audio frames on the conference bridge's clock thread; those only copy data or emit an
+   event). A callback never blocks or waits for asyncio: it runs under ``guarded`` (no
+   exception unwinds into pjsua2's C++), and only plain values leave it, through
+   ``_emit``.
+3. pjsua2 objects are created, owned and deleted on that thread: an ended call is dropped
+   by ``_reap`` after its callbacks returned, never inside one; at ``stop()`` calls are hung
+   up, stray proxies collected (``collect_before_destroy``), the account shut down, and only
+   then ``libDestroy``.
+
 State between the two sides, kept deliberately small:
 
 - asyncio -> pjsua2 thread: ``_commands`` (a ``CommandQueue`` of functions + futures),

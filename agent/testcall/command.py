@@ -1,7 +1,8 @@
 """``voice-agent test-call``'s command line: options checked and turned into ``CallerOptions``.
 
 Kept free of heavy imports (pjsua2, Whisper, Piper): the CLI imports this module for every
-command, and ``handle`` loads the call machinery only when ``test-call`` runs.
+command, and ``handle`` loads the call machinery (``agent.testcall.run``, which imports
+nothing from here) only when ``test-call`` runs.
 """
 
 from __future__ import annotations
@@ -9,40 +10,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from agent.config import Config
 from agent.errors import Problem, ProblemsError
 from agent.sip.uri import SipUriError, Uri, parse_uri
+from agent.testcall.options import CallerOptions
 from agent.testcall.prompts import PromptSettings
 from agent.testcall.turns import Turn, TurnSpecError, parse_turns
 
 CODECS = ("pcmu", "pcma", "g722")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-
-
-@dataclass(frozen=True)
-class CallerOptions:
-    """Everything one test call needs, checked."""
-
-    to: str
-    from_user: str
-    turns: list[Turn]
-    bind_address: str
-    pai: str | None = None
-    codec: str | None = None
-    record: Path | None = None
-    as_json: bool = False
-    asr_model: Literal["base", "tiny.en"] | None = None
-    transcribe: bool = True
-    """False: the agent's turns are not transcribed (no Whisper in this process)."""
-    pace: float | None = None
-    """Piper's length scale for the caller's text turns (above 1 slower); None: [tts]'s."""
-    prompt: PromptSettings = PromptSettings()
-    answer_timeout: float = 15.0
-    end_timeout: float = 20.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +104,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
         from_user=args.from_user,
         turns=turns,
         bind_address=args.bind or bind_address_for(to),
+        transport=transport_of(to),
         pai=args.pai,
         codec=args.codec,
         record=args.record,

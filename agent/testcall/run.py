@@ -32,8 +32,8 @@ from agent.errors import AgentError
 from agent.paths import PROJECT_ROOT
 from agent.sip.caller import SipCaller
 from agent.sip.caller_events import CallerSettings
-from agent.testcall.command import CallerOptions, transport_of
 from agent.testcall.listener import Listener
+from agent.testcall.options import CallerOptions
 from agent.testcall.outcome import CallOutcome, find_outcome
 from agent.testcall.prepare import prepare_audio
 from agent.testcall.report import AgentTurn, CallReport, ReportPrinter
@@ -75,7 +75,7 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
             bind_address=options.bind_address,
             codec=options.codec,
             pai=options.pai,
-            transport=transport_of(options.to),
+            transport=options.transport,
         )
     )
     state = CallState()

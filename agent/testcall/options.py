@@ -1,0 +1,38 @@
+"""``CallerOptions``: one test call's settings, checked.
+
+Its own module so that both sides use it without importing each other: ``command`` (the
+command line, light) builds it, ``run`` (pjsua2, Whisper, Piper) places the call with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from agent.testcall.prompts import PromptSettings
+from agent.testcall.turns import Turn
+
+
+@dataclass(frozen=True)
+class CallerOptions:
+    """Everything one test call needs, checked."""
+
+    to: str
+    from_user: str
+    turns: list[Turn]
+    bind_address: str
+    transport: str
+    """The SIP transport ``to`` names: "udp", "tcp" or "tls"."""
+    pai: str | None = None
+    codec: str | None = None
+    record: Path | None = None
+    as_json: bool = False
+    asr_model: Literal["base", "tiny.en"] | None = None
+    transcribe: bool = True
+    """False: the agent's turns are not transcribed (no Whisper in this process)."""
+    pace: float | None = None
+    """Piper's length scale for the caller's text turns (above 1 slower); None: [tts]'s."""
+    prompt: PromptSettings = PromptSettings()
+    answer_timeout: float = 15.0
+    end_timeout: float = 20.0
