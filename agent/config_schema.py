@@ -187,6 +187,11 @@ class DatabaseSettings:
     url: str = "sqlite:///var/voice-agent.db"
     """Peewee database URL; a relative SQLite path is relative to the working directory."""
 
+    keep_call_events_days: int = field(default=400, metadata=between(30, 3650))
+    """How long a call's audit trail (its events) is kept after the call ended; older events
+    are deleted by ``voice-agent db prune`` and daily by ``voice-agent run``. Call records,
+    texts, payment links, payments and opt-outs are never pruned."""
+
 
 @dataclass(frozen=True)
 class NluSettings:

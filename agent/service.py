@@ -12,7 +12,9 @@ import logging
 import os
 import signal
 import sys
+from zoneinfo import ZoneInfo
 
+from agent.admin.retention import DailyPrune
 from agent.background import BackgroundServices
 from agent.billing.db import close_database
 from agent.config import Config
@@ -65,9 +67,14 @@ async def _serve(config: Config, services: VoiceServices) -> None:
         loop.add_signal_handler(signum, _stopping, stop)
     background = BackgroundServices(config, services.outbox)
     await background.start()
+    # Old call events: pruned now and daily, in a worker thread (agent.admin.retention).
+    prune = DailyPrune(config.database.keep_call_events_days, ZoneInfo(config.agent.time_zone))
+    pruning = asyncio.create_task(prune.run(), name="daily-prune")
     try:
         await _answer_calls(config, services, stop, background.web_url)
     finally:
+        pruning.cancel()
+        await asyncio.gather(pruning, return_exceptions=True)
         await background.stop()
 
 
