@@ -21,6 +21,7 @@ from agent.config import Config
 from agent.nlu.server import ManagedNluServer
 from agent.sip.endpoint import SipEndpoint
 from agent.voice.call import VoiceServices
+from agent.voice.interrupted import close_interrupted_calls_at_start
 from agent.voice.server import VoiceServer, build_voice_services
 from agent.watchdog import sd_notify
 
@@ -65,6 +66,8 @@ async def _serve(config: Config, services: VoiceServices) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stopping, stop)
+    # Calls a killed run left open: closed as "interrupted" before any call is answered.
+    await close_interrupted_calls_at_start(config.sip.max_call_seconds)
     background = BackgroundServices(config, services.outbox)
     await background.start()
     # Old call events: pruned now and daily, in a worker thread (agent.admin.retention).

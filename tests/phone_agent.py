@@ -84,20 +84,27 @@ class PhoneAgent:
             settings += "\n[sms]\n" + key
         config = write_config(folder / "agent.toml", nlu_url, db, settings)
         log_path = folder / "agent.log"
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [VOICE_AGENT, "--config", str(config), "-v", "run"],
-                stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder,
-                env={**os.environ, "HF_HUB_OFFLINE": "1"},
-            )  # fmt: skip
+        process = _launch(config, folder, log_path, "w")
         agent = cls(folder, db, config, sip_port, process, log_path)
-        try:
-            agent._wait_ready()
-        except BaseException:  # a failed start (or a pytest timeout) must not leak the agent
-            process.kill()
-            process.wait()
-            raise
+        agent._ready_or_kill()
         return agent
+
+    def restart(self) -> None:
+        """Run ``voice-agent run`` again on the same folder, config and database (after
+        ``stop`` or a kill); its log is appended to the same file."""
+        if self.process.poll() is None:
+            raise AssertionError("restart: the agent is still running")
+        self.lines = []
+        self.process = _launch(self.config, self.folder, self.log_path, "a")
+        self._ready_or_kill()
+
+    def _ready_or_kill(self) -> None:
+        try:
+            self._wait_ready()
+        except BaseException:  # a failed start (or a pytest timeout) must not leak the agent
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def _wait_ready(self) -> None:
         assert self.process.stdout is not None
@@ -148,3 +155,13 @@ class PhoneAgent:
                 "events": events,
                 "sms": sms,
             }
+
+
+def _launch(config: Path, folder: Path, log_path: Path, mode: str) -> subprocess.Popen[str]:
+    """``voice-agent run`` with ``config`` in ``folder``, its log written to ``log_path``."""
+    with log_path.open(mode) as log:
+        return subprocess.Popen(
+            [VOICE_AGENT, "--config", str(config), "-v", "run"],
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip

@@ -4,7 +4,9 @@
 person, which invoice got a payment text and whether that text went out, and — for calls
 whose blind transfer failed (``agent.voice.call`` records ``callback-requested`` with
 ``{"reason", "number"}``) — the number to call back. ``--callbacks`` lists only those, oldest
-first, the order a CSR works through them, leaving out the ones marked handled
+first, the order a CSR works through them (a call cut off by a killed agent after the caller
+was to go to a person gets ``callback-requested`` too, when the next start closes it as
+``interrupted``), leaving out the ones marked handled
 (``callback-done``, see :mod:`agent.admin.callbacks`) unless ``--all`` is given.
 
 The summary counts the listed calls by outcome and measures the agent: of the calls where
@@ -49,7 +51,8 @@ PAYMENT_TEXT = "payment-link"
 PAY_INTENT = "pay_invoice"
 _INTENT_EVENTS = ("caller-turn", "caller-key")
 IN_PROGRESS = "in progress"
-"""How a call without an outcome (not ended, or cut off by a crash) is shown and counted."""
+"""How a call without an outcome is shown and counted: not ended yet, or cut off by a killed
+agent and not yet closed as ``interrupted`` (``agent.voice.interrupted``, at the next start)."""
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,11 @@ number opted out (STOP)."""
 PAYMENT_STATUSES = ("applied", "unapplied")
 CALL_CHANNELS = ("chat", "sip")
 CALL_OUTCOMES = (
-    "link_sent", "escalated", "no_invoices", "caller_hung_up", "completed", "agent_stopped"
+    "link_sent", "escalated", "no_invoices", "caller_hung_up", "completed", "agent_stopped",
+    "interrupted",
 )  # fmt: skip
+"""The values of ``agent.dialog.types.Outcome``. ``call.outcome`` has no CHECK constraint, so a
+new outcome needs no schema change (a database made by an earlier version takes it as is)."""
 
 
 def utcnow() -> datetime:

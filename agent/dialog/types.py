@@ -36,6 +36,9 @@ class Outcome(StrEnum):
     COMPLETED = "completed"
     AGENT_STOPPED = "agent_stopped"
     """The service was stopped (SIGTERM) mid-call; the caller was told and the call ended."""
+    INTERRUPTED = "interrupted"
+    """The agent died mid-call (SIGKILL, crash, power cut); the next start closed the call
+    (``agent.voice.interrupted``)."""
 
 
 class Verification(StrEnum):
