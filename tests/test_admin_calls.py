@@ -360,8 +360,9 @@ def test_callback_done_refuses_what_is_not_an_open_request(callbacks: Callbacks)
     )
     done = voice_agent(config, "calls", "callback-done", str(ids["transferred"]))
     assert (done.returncode, done.stderr) == (
-        2, f"calls callback-done: call {ids['transferred']} has no callback request (only a "
-        "phone call whose transfer to a person failed has one)\n",
+        2, f"calls callback-done: call {ids['transferred']} has no callback request (a call "
+        "gets one when its transfer to a person failed, its payment text failed for good, or "
+        "it was cut off while the caller was to go to a person)\n",
     )  # fmt: skip
     done = voice_agent(config, "calls", "callback-done", "9999")
     assert (done.returncode, done.stderr) == (

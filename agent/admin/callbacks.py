@@ -72,8 +72,9 @@ def _check_open_request(call: Call, zone: ZoneInfo) -> str | None:
     requests = [e for e in events if e.type == CALLBACK_REQUESTED]
     if not requests:
         raise refused(
-            _COMMAND, f"call {call.id} has no callback request (only a phone call whose "
-            "transfer to a person failed has one)",
+            _COMMAND, f"call {call.id} has no callback request (a call gets one when its "
+            "transfer to a person failed, its payment text failed for good, or it was cut "
+            "off while the caller was to go to a person)",
         )  # fmt: skip
     done = [e for e in events if e.type == CALLBACK_DONE]
     if done:

@@ -3,7 +3,8 @@
 ``calls list`` answers "what must someone act on?": how each call ended, why it went to a
 person, which invoice got a payment text and whether that text went out, and — for calls
 whose blind transfer failed (``agent.voice.call`` records ``callback-requested`` with
-``{"reason", "number"}``) — the number to call back. ``--callbacks`` lists only those, oldest
+``{"reason", "number"}``) or whose payment text failed for good (``agent.sms.outbox``) — the
+number to call back. ``--callbacks`` lists only those, oldest
 first, the order a CSR works through them (a call cut off by a killed agent after the caller
 was to go to a person gets ``callback-requested`` too, when the next start closes it as
 ``interrupted``), leaving out the ones marked handled

@@ -5,7 +5,8 @@ inside its own database transaction (``queue``), then ``send_now`` tries it at o
 waits a bounded time for the answer, without blocking the event loop: the attempt runs as
 its own task and carries on (and is recorded) even if the caller stops waiting. Whoever
 sends a row, the call or the worker, claims it first (see ``agent.sms.rows``), so a text is
-never sent by two senders at once.
+never sent by two senders at once. A text that fails for good is logged at ERROR and, when
+it belongs to a call, asks a person to call the customer back (``_give_up``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from agent.billing.models import Call, SmsMessage, utcnow
+from agent.billing.models import Call, CallEvent, SmsMessage, database_proxy, utcnow
 from agent.config import Config
 from agent.phones import last_four
 from agent.sms import optout, rows
@@ -118,14 +119,19 @@ class Outbox:
             result = SendResult(SendStatus.RETRY, error="the gateway did not answer in time")
         except Exception as err:  # a driver bug or outage must not lose the message
             result = SendResult(SendStatus.RETRY, error=f"gateway error: {err!r}")
-        attempted = rows.record_result(
-            message, result, self.gateway.name, self.settings, self.link_base
-        )
+        with database_proxy.atomic():  # the final status and the callback request, or neither
+            attempted = rows.record_result(
+                message, result, self.gateway.name, self.settings, self.link_base
+            )
+            gave_up = attempted.status == "failed" and attempted.outcome is not SendStatus.ACCEPTED
+            given_up = _give_up(message) if gave_up else None
         log.info(
             "SMS %s to number ending %s via %s: %s%s",
             message.id, _end(message), self.gateway.name, result.status.value,
             f" ({result.error})" if result.error else "",
         )  # fmt: skip
+        if given_up is not None:
+            log.error("%s", given_up)
         return attempted
 
     @staticmethod
@@ -154,3 +160,44 @@ def blocked_reason(to_number: str) -> str | None:
 
 def _end(message: SmsMessage) -> str:
     return last_four(message.to_number)
+
+
+# --- a text that gave up: tell the admin, ask a person to call the customer ---------------
+
+CALLBACK_REQUESTED = "callback-requested"
+"""The audit event ``voice-agent calls list --callbacks`` lists (``agent.admin.calls``)."""
+SMS_FAILED = "sms-failed"
+"""The callback's reason: the same name the dialog gives the escalation (``agent.dialog``)."""
+
+
+def _give_up(message: SmsMessage) -> str:
+    """For a text the gateway refused for good or that used its last attempt (``failed``):
+    the ERROR line to log, after ``callback-requested`` ``{"reason": "sms-failed", "number",
+    "sms"}`` is appended to its call's audit trail — in the caller's transaction, so the
+    status and the request are written together or not at all.
+
+    ``number`` is the number texted, in E.164 as a failed transfer stores the caller's; it is
+    the one the customer expects the payment link on. A text without a call (an admin's
+    resend of one that had none) only gets the line. A call that already has a callback
+    request gets no second one: an open request already puts a person on the phone with the
+    customer (a failed transfer, often for this very text: the dialog offers a person when a
+    text is delayed or fails while the caller is on the line), and one marked done cannot be
+    reopened (``calls callback-done`` closes a call's callbacks once; ``calls list
+    --callbacks`` hides the call from then on), so the ERROR line is then the admin's notice.
+
+    The line names the call and the text, the last error and the number's last four digits;
+    never the number or the text (its link)."""
+    current: SmsMessage = SmsMessage.get_by_id(message.id)
+    what = f"SMS {message.id}"
+    asked = ""
+    if message.call_id is not None:
+        call = Call.get_by_id(message.call_id)
+        what = f"SMS {message.id} of call {call.id}"
+        earlier = call.events.where(CallEvent.type == CALLBACK_REQUESTED).exists()
+        if earlier:
+            asked = "; the call already has a callback request"
+        else:
+            data = {"reason": SMS_FAILED, "number": message.to_number, "sms": message.id}
+            CallEvent.append(call, CALLBACK_REQUESTED, data)
+            asked = "; callback requested (voice-agent calls list --callbacks)"
+    return f"{what} to number ending {_end(message)} failed for good: {current.last_error}{asked}"
