@@ -17,8 +17,8 @@ import pytest
 
 from agent.billing.models import Invoice
 from tests.pay_site import PaySite, pay_site
-from tests.stripe_standin import StripeStandIn, sign
-from tests.test_pay_page_checkout_expiry import cli, open_checkout, press_pay, standin
+from tests.stripe_standin import StripeStandIn
+from tests.test_pay_page_checkout_expiry import cli, open_checkout, pay
 
 HEADER = "invoice_number,customer_id,issued_on,due_on,total,balance,currency,status\n"
 STALE = "INV-1042,C-1,2026-03-03,2026-03-17,285.00,285.00,USD,open\n"  # before the payment
@@ -33,12 +33,7 @@ def paid(tmp_path: Path) -> Iterator[PaySite]:
     """The site, with INV-1042 paid in full through a texted link."""
     with StripeStandIn() as stripe, pay_site(tmp_path, stripe) as site:
         _, token = site.issue()
-        session_id = open_checkout(site, token)
-        assert press_pay(site, session_id).status_code == 200
-        body = standin(site).completed_event(session_id)
-        headers = {"Stripe-Signature": sign(body), "Content-Type": "application/json"}
-        answer = site.http.post(f"{site.url}/webhooks/stripe", content=body, headers=headers)
-        assert answer.json()["outcome"] == "payment-applied"
+        assert pay(site, open_checkout(site, token)).json()["outcome"] == "payment-applied"
         assert (site.fresh_invoice().status, site.fresh_invoice().balance_cents) == ("paid", 0)
         yield site
 
