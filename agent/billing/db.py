@@ -21,10 +21,10 @@ from agent.errors import DatabaseError
 from agent.sms.sealed import BodyKeyError, outbox_cipher
 from agent.urls import redact
 
-SQLITE_PRAGMAS = {
+SQLITE_PRAGMAS = {  # applied in this order, so the wait covers switching to WAL too
+    "busy_timeout": 5000,  # ms to wait for another writer instead of failing at once
     "journal_mode": "wal",  # readers (web page) never block the writer (call)
     "foreign_keys": 1,
-    "busy_timeout": 5000,  # ms to wait for another writer instead of failing at once
 }
 
 

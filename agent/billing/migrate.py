@@ -74,7 +74,7 @@ def upgrade_schema(database: pw.Database, models: Sequence[type[pw.Model]]) -> U
     if _is_current(database, models):  # the usual case: no write lock taken
         database.create_tables(models, safe=True)  # any index added since (IF NOT EXISTS)
         return UpgradeReport(created_tables=(), added_columns=())
-    with _schema_transaction(database):  # look again under the lock, then change
+    with schema_transaction(database):  # look again under the lock, then change
         missing = [m for m in models if not database.table_exists(m._meta.table_name)]
         # New tables first: a new column may reference one of them.
         database.create_tables(missing, safe=True)
@@ -104,8 +104,12 @@ def _is_current(database: pw.Database, models: Sequence[type[pw.Model]]) -> bool
 
 
 @contextmanager
-def _schema_transaction(database: pw.Database) -> Iterator[None]:
-    """One transaction holding the schema lock until commit (or rollback)."""
+def schema_transaction(database: pw.Database) -> Iterator[None]:
+    """One transaction holding the schema lock until commit (or rollback).
+
+    Also taken by one-off data upgrades (``agent.billing.sealing``): SQLite's plain
+    ``BEGIN`` would fail at once with "database is locked" when another agent wrote first.
+    """
     if isinstance(database, pw.SqliteDatabase):
         atomic = database.atomic(lock_type="IMMEDIATE")  # take the write lock at BEGIN
     else:

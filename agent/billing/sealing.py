@@ -16,6 +16,7 @@ import logging
 
 import peewee as pw
 
+from agent.billing.migrate import schema_transaction
 from agent.billing.models import SmsMessage
 from agent.sms.sealed import PREFIX, load_cipher, outbox_cipher
 
@@ -47,11 +48,12 @@ def _seal_plain_rows(database: pw.Database) -> int:
         is None
     ):
         return 0
-    with database.atomic():
+    with schema_transaction(database):  # a second agent starting now waits, then finds none
         plain = database.execute_sql(  # type: ignore[no-untyped-call]
             f"SELECT id, body {plain_rows}", _PATTERN
         ).fetchall()
         for row_id, body in plain:  # the field seals on the way in
             SmsMessage.update(body=body).where(SmsMessage.id == row_id).execute()
-    log.info("sealed %d SMS outbox text(s) stored in plain text", len(plain))
+    if plain:
+        log.info("sealed %d SMS outbox text(s) stored in plain text", len(plain))
     return len(plain)

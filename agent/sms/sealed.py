@@ -16,6 +16,7 @@ kept apart from the database's).
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,12 +99,20 @@ def load_cipher(configured: str, sealed_rows_exist: bool) -> BodyCipher:
 
 
 def _create_key_file(path: Path) -> None:
-    """Write a fresh key to ``path``, 0600, in a 0700 folder; never over an existing file."""
+    """Write a fresh key to ``path``, 0600, in a 0700 folder; never over an existing file.
+
+    The key is written to a private temporary file first and linked into place, so an
+    agent starting at the same moment sees either no file or a whole key, never an empty one.
+    """
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(Fernet.generate_key() + b"\n")
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(Fernet.generate_key() + b"\n")
+            os.link(temporary, path)  # fails if another process made it first
+        finally:
+            os.unlink(temporary)
     except FileExistsError:
         return  # another process made it first: use theirs
     except OSError as err:
