@@ -18,7 +18,13 @@ from agent.billing.models import (
     database_proxy,
     utcnow,
 )
-from agent.payments.ledger import APPLIED, DUPLICATE_EVENT, PaidCheckout, record_paid_checkout
+from agent.payments.ledger import (
+    APPLIED,
+    DUPLICATE_EVENT,
+    DUPLICATE_SESSION,
+    PaidCheckout,
+    record_paid_checkout,
+)
 from tests.postgres import (
     PostgresServer,
     postgres_fixture,  # noqa: F401 (provides the `postgres` fixture)
@@ -78,11 +84,14 @@ def test_two_agents_handling_the_same_checkout_at_once_record_it_once(pg: None) 
     invoice, link, _ = open_invoice_with_links()
     start = threading.Barrier(4)
     outcomes: list[str] = []
+    failures: list[BaseException] = []
 
     def agent(n: int) -> None:  # each thread has its own connection, like another agent
-        start.wait()
         try:
+            start.wait(timeout=30)
             outcomes.append(record_paid_checkout(paid(link, f"evt_{n % 2}"), utcnow()))
+        except BaseException as err:  # noqa: BLE001 - handed to the test thread below
+            failures.append(err)
         finally:
             database_proxy.close()
 
@@ -92,6 +101,15 @@ def test_two_agents_handling_the_same_checkout_at_once_record_it_once(pg: None) 
     for thread in threads:
         thread.join(timeout=60)
 
-    assert sorted(outcomes).count(APPLIED) == 1, outcomes
+    assert not [thread.name for thread in threads if thread.is_alive()], "a thread hung"
+    assert failures == []
+    # Two deliveries of each of two events for one checkout: one applies it, the other
+    # event is a second payment of the same session, and each repeat is a duplicate.
+    assert sorted(outcomes) == sorted(
+        [APPLIED, DUPLICATE_SESSION, DUPLICATE_EVENT, DUPLICATE_EVENT]
+    )
     assert Payment.select().count() == 1
-    assert Invoice.get_by_id(invoice.id).balance_cents == 0
+    assert ProcessedWebhook.select().count() == 2
+    fresh = Invoice.get_by_id(invoice.id)
+    assert (fresh.balance_cents, fresh.status) == (0, "paid")
+    assert PaymentLink.get_by_id(link.id).used_at is not None
