@@ -4,8 +4,9 @@
 port, with the SMS callbacks, and the outbox worker) on its own event loop in a thread, as
 the service runs it; the test thread stays free to drive Kannel and read the database.
 ``call(caller, *turns)`` holds one conversation on that loop with the same outbox the
-worker uses, as a phone call would; the intents are scripted (the NLU server is tested
-elsewhere; the chat CLI test uses the real one).
+worker uses, as a phone call would. The intents are scripted unless ``nlu_url`` names a
+real Rasa server (the session's ``nlu_url`` fixture): each SMS path has at least one test
+that hears the caller through it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from typing import Any, TypeVar
 
 from agent.background import BackgroundServices
 from agent.billing.models import database_proxy
-from agent.config import Config, parse_config
+from agent.config import Config, NluSettings, parse_config
 from agent.dialog.session import ConversationSession, Turn, make_policy
 from agent.dialog.types import Utterance
+from agent.nlu.client import IntentParser, RasaIntentParser
 from agent.sms.drivers import build_gateway
 from agent.sms.outbox import Outbox
-from tests.conftest import free_port
+from tests.conftest import NLU_TOKEN_FILE, free_port
 
 TODAY = date(2026, 11, 25)
 
@@ -92,8 +94,9 @@ def sms_config(
 
 
 class RunningAgent:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, nlu_url: str | None = None) -> None:
         self.config = config
+        self.nlu_url = nlu_url
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -108,6 +111,12 @@ class RunningAgent:
     async def _make_outbox(self) -> Outbox:
         return Outbox(build_gateway(self.config), self.config)
 
+    def _parser(self) -> IntentParser:
+        if self.nlu_url is None:
+            return ScriptedParser()
+        settings = NluSettings(url=self.nlu_url, manage=False, auth_token_file=str(NLU_TOKEN_FILE))
+        return RasaIntentParser.from_settings(settings)
+
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run ``coroutine`` on the agent's loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
@@ -116,15 +125,19 @@ class RunningAgent:
         """One conversation from ``caller``: greeting, then each turn in order."""
 
         async def converse() -> tuple[ConversationSession, list[Turn]]:
+            parser = self._parser()
             session = ConversationSession(
-                self.config, make_policy(self.config, TODAY), ScriptedParser(), self.outbox,
+                self.config, make_policy(self.config, TODAY), parser, self.outbox,
                 caller_id=caller,
             )  # fmt: skip
-            said = [session.begin()]
-            for text in turns:
-                said.append(await session.hear(text))
-            if not session.ended:
-                session.hang_up()
+            try:
+                said = [session.begin()]
+                for text in turns:
+                    said.append(await session.hear(text))
+                if not session.ended:
+                    session.hang_up()
+            finally:
+                await parser.aclose()
             return session, said
 
         return self.run(converse())

@@ -117,10 +117,20 @@ def test_unicode_text_arrives_intact(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_stop_blocks_the_next_text_help_answers_and_start_reenables(
-    world: World, agent: RunningAgent
+    world: World, nlu_url: str
 ) -> None:
-    _, kannel = world
+    config, kannel = world
     kannel.start()
+    agent = RunningAgent(config, nlu_url)  # the caller's words through the real Rasa
+    try:
+        stop_blocks_the_next_text_help_answers_and_start_reenables(kannel, agent)
+    finally:
+        agent.stop()
+
+
+def stop_blocks_the_next_text_help_answers_and_start_reenables(
+    kannel: KannelHarness, agent: RunningAgent
+) -> None:
 
     kannel.phone_sends(DANA, " Stop ")
     [reply] = kannel.wait_for_messages(1)
@@ -185,6 +195,35 @@ def test_texts_queued_while_kannel_is_down_go_out_when_it_starts(
     sent = wait_until(lambda: row(queued.id).status in ("sent", "delivered"), "the retry")
     assert sent
     assert row(queued.id).attempts >= 2 and token not in row(queued.id).body
+
+
+def test_an_admin_retry_sends_a_text_the_outage_delayed_from_a_call_heard_by_rasa(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nlu_url: str
+) -> None:
+    """Kannel is down during the call, so the text waits out a long backoff; Kannel comes
+    back, the admin runs `voice-agent sms retry`, and the running agent sends it at once."""
+    monkeypatch.setenv("KANNEL_TEST_PASSWORD", PASSWORD)
+    port = free_port()
+    kannel = KannelHarness(tmp_path, f"http://127.0.0.1:{port}")
+    long_backoff = "send_wait_seconds = 2\nretry_first_seconds = 3600\nretry_max_seconds = 3600\n"
+    config = sms_config(tmp_path, kannel.agent_config(sms=long_backoff), web_port=port)
+    with sqlite_database(tmp_path / "agent.db"):
+        seed_demo("US", TODAY)
+        agent = RunningAgent(config, nlu_url)
+        try:
+            session, turns = agent.call(DANA, "I'd like to pay my bill", "yes", "no")
+            assert turns[2].say.startswith("I've prepared a secure payment link, but the text")
+            queued = SmsMessage.get()
+            assert queued.status == "queued" and queued.attempts == 1
+            kannel.start()
+            retried = voice_agent(tmp_path / "agent.toml", "sms", "retry", str(queued.id))
+            assert retried.returncode == 0, retried.stderr
+            [text] = kannel.wait_for_messages(1)
+            wait_until(lambda: row(queued.id).status in ("sent", "delivered"), "the retry")
+        finally:
+            agent.stop()
+            kannel.stop()
+    assert text == PhoneMessage(SENDER, DANA, payment_text(str(session.summary.link_url)))
 
 
 def test_a_restarted_worker_sends_nothing_twice_and_retries_a_crashed_send(

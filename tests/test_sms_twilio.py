@@ -49,8 +49,8 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield tmp_path
 
 
-def running(folder: Path, twilio: TwilioStandIn) -> RunningAgent:
-    return RunningAgent(sms_config(folder, twilio_toml(twilio.url)))
+def running(folder: Path, twilio: TwilioStandIn, nlu_url: str | None = None) -> RunningAgent:
+    return RunningAgent(sms_config(folder, twilio_toml(twilio.url)), nlu_url)
 
 
 def row(message_id: int) -> SmsMessage:
@@ -58,9 +58,11 @@ def row(message_id: int) -> SmsMessage:
     return message
 
 
-def test_text_goes_to_twilio_and_its_signed_reports_mark_it_delivered(database: Path) -> None:
+def test_text_goes_to_twilio_and_its_signed_reports_mark_it_delivered(
+    database: Path, nlu_url: str
+) -> None:
     twilio = TwilioStandIn(ACCOUNT, TOKEN).start()
-    agent = running(database, twilio)
+    agent = running(database, twilio, nlu_url)  # the caller's words through the real Rasa
     try:
         session, turns = agent.call(DANA, "I'd like to pay my bill", "yes")
         assert turns[-1].say.startswith("Done. I've texted a secure payment link")
