@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from agent.admin.calls import CALLBACK_DONE, CALLBACK_REQUESTED
 from agent.admin.output import refused
+from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, database_proxy
 from agent.redact import redact_digit_runs
 
@@ -55,7 +55,7 @@ def mark_done(call_id: int, note: str | None, now: datetime, user: str, zone: Zo
                 raise refused(_COMMAND, f"there is no call with id {call_id}")
             number = _check_open_request(call, zone)
             data = {"by": "admin", "user": user, "note": stored}
-            CallEvent.append(call, CALLBACK_DONE, data, now)
+            CallEvent.append(call, CallEventType.CALLBACK_DONE, data, now)
     except pw.IntegrityError as err:  # another event was appended to the call at that moment
         raise refused(_COMMAND, f"call {call_id} changed meanwhile; try again") from err
     log.info("call %d: callback marked done by admin command (user %s)", call_id, user)
@@ -65,18 +65,18 @@ def mark_done(call_id: int, note: str | None, now: datetime, user: str, zone: Zo
 def _check_open_request(call: Call, zone: ZoneInfo) -> str | None:
     """The number to call back, when the call has a request not yet marked done."""
     events = list(
-        call.events.where(CallEvent.type.in_([CALLBACK_REQUESTED, CALLBACK_DONE])).order_by(
-            CallEvent.seq
-        )
+        call.events.where(
+            CallEvent.type.in_([CallEventType.CALLBACK_REQUESTED, CallEventType.CALLBACK_DONE])
+        ).order_by(CallEvent.seq)
     )
-    requests = [e for e in events if e.type == CALLBACK_REQUESTED]
+    requests = [e for e in events if e.type == CallEventType.CALLBACK_REQUESTED]
     if not requests:
         raise refused(
             _COMMAND, f"call {call.id} has no callback request (a call gets one when its "
             "transfer to a person failed, its payment text failed for good, or it was cut "
             "off while the caller was to go to a person)",
         )  # fmt: skip
-    done = [e for e in events if e.type == CALLBACK_DONE]
+    done = [e for e in events if e.type == CallEventType.CALLBACK_DONE]
     if done:
         by = _payload(done[-1]).get("user") or "unknown"
         at = done[-1].at.replace(tzinfo=UTC).astimezone(zone)

@@ -34,6 +34,7 @@ import peewee as pw
 
 from agent.admin.links import link_state
 from agent.admin.output import Column, Row, masked_phone, refused, text
+from agent.billing.call_events import CallEventType
 from agent.billing.models import (
     CALL_OUTCOMES,
     Call,
@@ -45,12 +46,10 @@ from agent.billing.models import (
     utcnow,
 )
 
-CALLBACK_REQUESTED = "callback-requested"
-CALLBACK_DONE = "callback-done"
 PAYMENT_TEXT = "payment-link"
 """``SmsMessage.purpose`` of the payment text (``agent.dialog.session``)."""
 PAY_INTENT = "pay_invoice"
-_INTENT_EVENTS = ("caller-turn", "caller-key")
+_INTENT_EVENTS = (CallEventType.CALLER_TURN, CallEventType.CALLER_KEY)
 IN_PROGRESS = "in progress"
 """How a call without an outcome is shown and counted: not ended yet, or cut off by a killed
 agent and not yet closed as ``interrupted`` (``agent.voice.interrupted``, at the next start)."""
@@ -92,9 +91,9 @@ def list_calls(wanted: CallFilter, threshold: float) -> CallListing:
         query = query.where(Call.started_at >= wanted.since)
     done_hidden = 0
     if wanted.callbacks:
-        query = query.where(Call.id.in_(_calls_with(CALLBACK_REQUESTED)))
+        query = query.where(Call.id.in_(_calls_with(CallEventType.CALLBACK_REQUESTED)))
         if not wanted.include_done:
-            done = Call.id.in_(_calls_with(CALLBACK_DONE))
+            done = Call.id.in_(_calls_with(CallEventType.CALLBACK_DONE))
             done_hidden = query.where(done).order_by().limit(None).count()
             query = query.where(~done)
     calls = list(query)
@@ -103,7 +102,9 @@ def list_calls(wanted: CallFilter, threshold: float) -> CallListing:
     if wanted.callbacks:
         calls.reverse()
     ids = [call.id for call in calls]
-    events = _events_of(ids, (CALLBACK_REQUESTED, CALLBACK_DONE, *_INTENT_EVENTS))
+    events = _events_of(
+        ids, (CallEventType.CALLBACK_REQUESTED, CallEventType.CALLBACK_DONE, *_INTENT_EVENTS)
+    )
     texts = {message.call_id: message for message in _payment_texts(ids)}
     rows = [_row(call, events.get(call.id, []), texts.get(call.id), threshold) for call in calls]
     return CallListing(rows, more, done_hidden)
@@ -139,9 +140,9 @@ def _payment_texts(call_ids: list[int]) -> Iterable[SmsMessage]:
 
 
 def _row(call: Call, events: list[CallEvent], sms: SmsMessage | None, threshold: float) -> Row:
-    callbacks = [e for e in events if e.type == CALLBACK_REQUESTED]
+    callbacks = [e for e in events if e.type == CallEventType.CALLBACK_REQUESTED]
     callback = _data(callbacks[-1]) if callbacks else None
-    handled = [e for e in events if e.type == CALLBACK_DONE]
+    handled = [e for e in events if e.type == CallEventType.CALLBACK_DONE]
     done = _data(handled[-1]) if handled else {}
     customer: Customer | None = call.customer if call.customer_id is not None else None
     invoice: Invoice | None = call.invoice if call.invoice_id is not None else None
@@ -179,11 +180,11 @@ def _wanted_to_pay(outcome: str | None, events: list[CallEvent], threshold: floa
         return True
     for event in events:
         data = _data(event)
-        if event.type == "caller-turn" and data.get("name") == PAY_INTENT:
+        if event.type == CallEventType.CALLER_TURN and data.get("name") == PAY_INTENT:
             confidence = data.get("confidence")
             if isinstance(confidence, int | float) and confidence >= threshold:
                 return True
-        if event.type == "caller-key" and data.get("meaning") == PAY_INTENT:
+        if event.type == CallEventType.CALLER_KEY and data.get("meaning") == PAY_INTENT:
             return True
     return False
 

@@ -21,6 +21,7 @@ from typing import Literal, get_args
 import peewee as pw
 
 from agent.admin.output import Column, Row, refused, text
+from agent.billing.call_events import CallEventType
 from agent.billing.models import (
     CallEvent,
     Invoice,
@@ -189,7 +190,7 @@ def _void(link: PaymentLink, now: datetime, user: str) -> VoidResult:
         call = link.call
         if call is not None:
             data = {"link_id": link.id, "by": "admin", "user": user}
-            CallEvent.append(call, "link-voided", data, now)
+            CallEvent.append(call, CallEventType.LINK_VOIDED, data, now)
     return VoidResult(
         link.id, link.invoice.number, link.amount_cents, link.currency, before, voided
     )

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 import peewee as pw
 
-from agent.admin.calls import CALLBACK_DONE, CALLBACK_REQUESTED
+from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, database_proxy, utcnow
 
 log = logging.getLogger(__name__)
@@ -143,8 +143,8 @@ def _ended_before(cutoff: datetime) -> pw.ModelSelect[Call]:
 
 
 def _open_callbacks() -> pw.ModelSelect[CallEvent]:
-    done = CallEvent.select(CallEvent.call).where(CallEvent.type == CALLBACK_DONE)
-    requested = CallEvent.type == CALLBACK_REQUESTED
+    done = CallEvent.select(CallEvent.call).where(CallEvent.type == CallEventType.CALLBACK_DONE)
+    requested = CallEvent.type == CallEventType.CALLBACK_REQUESTED
     return CallEvent.select(CallEvent.call).where(requested & CallEvent.call.not_in(done))
 
 

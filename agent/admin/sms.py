@@ -22,6 +22,7 @@ from datetime import datetime
 import peewee as pw
 
 from agent.admin.output import Column, Row, masked_phone, refused, text
+from agent.billing.call_events import CallEventType
 from agent.billing.models import CallEvent, SmsMessage, database_proxy
 from agent.phones import last_four
 from agent.sms import optout, rows
@@ -97,7 +98,7 @@ def retry_message(message_id: int, now: datetime, user: str) -> SmsMessage:
         if call is not None:
             before = {"status_before": message.status, "attempts_before": message.attempts}
             data = {"sms_id": message.id, "by": "admin", "user": user, **before}
-            CallEvent.append(call, "sms-retry-requested", data, now)
+            CallEvent.append(call, CallEventType.SMS_RETRY_REQUESTED, data, now)
     log.info(
         "text message %d to number ending %s queued again by admin command (user %s)",
         message.id, last_four(message.to_number), user,

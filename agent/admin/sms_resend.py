@@ -39,6 +39,7 @@ from agent.admin.sms import (
     check_not_opted_out,
     message_row,
 )
+from agent.billing.call_events import CallEventType
 from agent.billing.models import (
     CallEvent,
     Invoice,
@@ -138,11 +139,11 @@ def resend_with_new_link(message_id: int, config: Config, now: datetime, user: s
                 "new_link_id": issued.link.id, "old_link_voided": voided.voided,
                 "invoice": invoice.number, "by": "admin", "user": user,
             }  # fmt: skip
-            CallEvent.append(message.call, "sms-resent", data, now)
+            CallEvent.append(message.call, CallEventType.SMS_RESENT, data, now)
             if not cap.allowed:
                 CallEvent.append(
                     message.call,
-                    "sms-limit-bypassed",
+                    CallEventType.SMS_LIMIT_BYPASSED,
                     {**cap.audit(), "by": "admin", "user": user},
                     now,
                 )

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.bench.machine import describe, percentile
+from agent.billing.call_events import CallEventType
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Call, CallEvent
 from agent.config import load_config
@@ -234,9 +235,9 @@ def _read_events(agent: Agent, call_ids: list[str], result: Result) -> None:
     try:
         for call in Call.select().where(Call.sip_call_id.in_(call_ids)):
             for event in call.events.order_by(CallEvent.seq):
-                if event.type == "turn-timing":
+                if event.type == CallEventType.TURN_TIMING:
                     result.turns.append(event.payload())
-                elif event.type == "media-stats":
+                elif event.type == CallEventType.MEDIA_STATS:
                     result.media.append(event.payload())
     finally:
         close_database()

@@ -25,6 +25,8 @@ from typing import Any
 
 import peewee as pw
 
+from agent.billing.call_events import CallEventType
+from agent.dialog.types import Outcome
 from agent.sms.sealed import outbox_cipher
 
 database_proxy = pw.DatabaseProxy()
@@ -38,10 +40,7 @@ it (delivery report); failed: refused for good or out of attempts; blocked: neve
 number opted out (STOP)."""
 PAYMENT_STATUSES = ("applied", "unapplied")
 CALL_CHANNELS = ("chat", "sip")
-CALL_OUTCOMES = (
-    "link_sent", "escalated", "no_invoices", "caller_hung_up", "completed", "agent_stopped",
-    "interrupted",
-)  # fmt: skip
+CALL_OUTCOMES = tuple(Outcome)
 """The values of ``agent.dialog.types.Outcome``. ``call.outcome`` has no CHECK constraint, so a
 new outcome needs no schema change (a database made by an earlier version takes it as is)."""
 
@@ -306,7 +305,11 @@ class CallEvent(BaseModel):
 
     @classmethod
     def append(
-        cls, call: Call, event_type: str, data: dict[str, Any], at: datetime | None = None
+        cls,
+        call: Call,
+        event_type: CallEventType,
+        data: dict[str, Any],
+        at: datetime | None = None,
     ) -> CallEvent:
         """Add the next event of ``call`` (``seq`` = last + 1) in its own transaction."""
         with database_proxy.atomic():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from agent.billing.call_events import CallEventType
 from agent.dialog.prompts import Prompts
 from agent.dialog.selection import choose_invoice
 from agent.dialog.types import (
@@ -173,9 +174,12 @@ class PaymentPolicy:
         if intent in ("affirm", "pay_invoice"):
             state = replace(state, step=Step.SENDING, misses=0)
             number = selected.number
-            return state, [Record("caller-confirmed", {"invoice": number}), SendLink(number)]
+            return state, [
+                Record(CallEventType.CALLER_CONFIRMED, {"invoice": number}),
+                SendLink(number),
+            ]
         if intent == "deny":
-            declined = Record("caller-declined", {"invoice": selected.number})
+            declined = Record(CallEventType.CALLER_DECLINED, {"invoice": selected.number})
             several = len(state.offered) > 1
             state = replace(
                 state, step=Step.AFTER_DENY if several else Step.OFFER_CSR, selected=None, misses=0
@@ -211,12 +215,12 @@ class PaymentPolicy:
         (the conversation goes on where it was; the turn is not a miss)."""
         question = state.last_prompt if state.step is not Step.GREETING else ""
         said = self.prompts.no_card_details(question)
-        record = Record("card-number-refused", {"step": state.step.value})
+        record = Record(CallEventType.CARD_NUMBER_REFUSED, {"step": state.step.value})
         return state, [record, Say(said)]
 
     def _silence(self, state: DialogState) -> Result:
         silences = state.silences + 1
-        record = Record("caller-silent", {"step": state.step.value, "count": silences})
+        record = Record(CallEventType.CALLER_SILENT, {"step": state.step.value, "count": silences})
         if silences >= MAX_SILENCES or not state.last_prompt:
             state, actions = self._end(
                 state, self.prompts.silent_goodbye(), self._quiet_outcome(state)
@@ -259,7 +263,7 @@ class PaymentPolicy:
     ) -> Result:
         state = replace(state, step=Step.CONFIRMING, selected=invoice, misses=0)
         state, actions = self._say(state, self._confirm_text(state, invoice))
-        chosen = Record("invoice-selected", {"invoice": invoice.number})
+        chosen = Record(CallEventType.INVOICE_SELECTED, {"invoice": invoice.number})
         if disclosed:
             return state, [_disclosed(disclosed, self._values(state)), chosen, *actions]
         return state, [chosen, *actions]
@@ -339,4 +343,6 @@ def _disclosed(invoices: tuple[InvoiceView, ...], amounts_spoken: bool) -> Recor
     """Which invoices the caller was told about, and whether their amounts and dates were
     read (``false``: withheld under ``disclose_amounts = "attested"``)."""
     numbers = [inv.number for inv in invoices]
-    return Record("invoices-disclosed", {"invoices": numbers, "amounts_spoken": amounts_spoken})
+    return Record(
+        CallEventType.INVOICES_DISCLOSED, {"invoices": numbers, "amounts_spoken": amounts_spoken}
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, Invoice, utcnow
 from agent.config import Config
 from agent.dialog.keypad import keypress_utterance
@@ -121,10 +122,11 @@ class ConversationSession:
     def begin(self) -> Turn:
         context = self.check.context
         self._record(
-            "call-started", {"caller_id": self.call.caller_id, "channel": self.call.channel}
+            CallEventType.CALL_STARTED,
+            {"caller_id": self.call.caller_id, "channel": self.call.channel},
         )
         self._record(
-            "caller-verification",
+            CallEventType.CALLER_VERIFICATION,
             {
                 "caller": self.check.caller_e164,
                 "result": context.verification.value,
@@ -148,12 +150,15 @@ class ConversationSession:
         intent: dict[str, Any] | None = None
         try:
             if heard.card:  # not parsed: the caller is told card details are not taken
-                self._record("caller-turn", {"text": text, "card_number": True})
+                self._record(CallEventType.CALLER_TURN, {"text": text, "card_number": True})
                 return await self._react(CardNumberRead())
             event = await self._parse(text)
             if isinstance(event, Utterance):
                 intent = {"name": event.intent, "confidence": round(event.confidence, 3)}
-                self._record("caller-turn", {"text": text, **intent, "entities": _entities(event)})
+                self._record(
+                    CallEventType.CALLER_TURN,
+                    {"text": text, **intent, "entities": _entities(event)},
+                )
         except Exception:  # a bug or a database outage must not drop the caller silently
             log.exception("call %s: internal error", self.call.id)
             return self.fail_safe()
@@ -182,7 +187,7 @@ class ConversationSession:
             if meaning is None:  # only counted: keys typed in a row (a card number) are never kept
                 self._ignored_keys += 1
             else:
-                self._record("caller-key", {"key": key, "meaning": meaning})
+                self._record(CallEventType.CALLER_KEY, {"key": key, "meaning": meaning})
         except Exception:
             log.exception("call %s: internal error", self.call.id)
             return self.fail_safe()
@@ -220,19 +225,19 @@ class ConversationSession:
             return await self._parses.parse(text)
         except NluUnavailableError as err:
             log.error("call %s: %s", self.call.id, err.message)
-            self._record("nlu-unavailable", {"error": err.message})
+            self._record(CallEventType.NLU_UNAVAILABLE, {"error": err.message})
             return NluFailed(err.message)
 
     def hang_up(self) -> None:
         """The caller went away; close the record if the conversation had not ended."""
         if not self.ended:
-            self._record("caller-hung-up", {"step": self.state.step.value})
+            self._record(CallEventType.CALLER_HUNG_UP, {"step": self.state.step.value})
             self._finish(Outcome.CALLER_HUNG_UP)
 
     def stop_for_shutdown(self) -> str:
         """The service is stopping: close the record; returns what to tell the caller."""
         if not self.ended:
-            self._record("service-stopped", {"step": self.state.step.value})
+            self._record(CallEventType.SERVICE_STOPPED, {"step": self.state.step.value})
             self._finish(Outcome.AGENT_STOPPED)
         return (
             "I'm sorry, I have to end this call now. Please call back in a few minutes. "
@@ -243,11 +248,13 @@ class ConversationSession:
         """The call reached ``[sip] max_call_seconds``: close the record (outcome
         ``completed``, event ``call-time-limit``); returns what to tell the caller."""
         if not self.ended:
-            self._record("call-time-limit", {"step": self.state.step.value, "seconds": seconds})
+            self._record(
+                CallEventType.CALL_TIME_LIMIT, {"step": self.state.step.value, "seconds": seconds}
+            )
             self._finish(Outcome.COMPLETED)
         return self.policy.prompts.time_limit_goodbye()
 
-    def record(self, type_: str, data: dict[str, Any]) -> None:
+    def record(self, type_: CallEventType, data: dict[str, Any]) -> None:
         """An audit event from the channel (transfer result, turn timing, media counters)."""
         self._record(type_, data)
 
@@ -269,7 +276,7 @@ class ConversationSession:
     def _do(self, action: Action) -> None:
         if isinstance(action, Say):
             self._said.append(action.text)
-            self._record("agent-said", {"text": action.text})
+            self._record(CallEventType.AGENT_SAID, {"text": action.text})
         elif isinstance(action, Record):
             self._record(action.type, action.data)
         elif isinstance(action, Escalate):
@@ -298,14 +305,14 @@ class ConversationSession:
                 self.call.invoice = invoice
                 self.call.save()
             self._record(
-                "link-created",
+                CallEventType.LINK_CREATED,
                 {
                     "link_id": issued.link.id,
                     "invoice": invoice.number,
                     "expires_at": issued.link.expires_at.isoformat(),
                 },
             )
-            self._record("sms-queued", {"sms_id": message.id, "to": message.to_number})
+            self._record(CallEventType.SMS_QUEUED, {"sms_id": message.id, "to": message.to_number})
         except Exception as err:
             log.exception("call %s: could not create the payment link", self.call.id)
             return LinkFailed(repr(err))
@@ -313,7 +320,7 @@ class ConversationSession:
         self.summary.sms_to = message.to_number
         self.summary.link_url = issued.url
         text = await self.outbox.send_now(message.id, self.config.sms.send_wait_seconds)
-        self._record("sms-attempted", {"sms_id": message.id, "result": text.value})
+        self._record(CallEventType.SMS_ATTEMPTED, {"sms_id": message.id, "result": text.value})
         return LinkSent(invoice.number, text)
 
     def _text_cap(self, number: str) -> TextCap:
@@ -323,7 +330,7 @@ class ConversationSession:
 
     def _over_cap(self, invoice_number: str, cap: TextCap) -> Event:
         """The number had the day's payment texts: no link, no text; the audit says so."""
-        self._record("sms-limit-reached", {"invoice": invoice_number, **cap.audit()})
+        self._record(CallEventType.SMS_LIMIT_REACHED, {"invoice": invoice_number, **cap.audit()})
         self.summary.invoice = invoice_number
         return LinkSent(invoice_number, TextStatus.LIMITED)
 
@@ -333,7 +340,9 @@ class ConversationSession:
         no_link = self.config.paylinks.base_url.rstrip("/") + "/" + NOT_SENT_MARK
         body = self._payment_text(invoice, no_link)
         message = self.outbox.block(number, body, "payment-link", self.call)
-        self._record("sms-blocked", {"sms_id": message.id, "reason": message.last_error})
+        self._record(
+            CallEventType.SMS_BLOCKED, {"sms_id": message.id, "reason": message.last_error}
+        )
         self.summary.invoice = invoice.number
         return LinkSent(invoice.number, TextStatus.OPTED_OUT)
 
@@ -343,8 +352,8 @@ class ConversationSession:
     def _escalate(self, reason: str) -> None:
         route = self.config.escalation.route(reason)
         self._said.append(route.message)
-        self._record("agent-said", {"text": route.message})
-        self._record("escalated", {"reason": reason, "target": route.target})
+        self._record(CallEventType.AGENT_SAID, {"text": route.message})
+        self._record(CallEventType.ESCALATED, {"reason": reason, "target": route.target})
         self.summary.escalation_reason = reason
         self.call.escalation_reason = reason
         self.call.save()
@@ -357,8 +366,8 @@ class ConversationSession:
         self.call.ended_at = utcnow()
         self.call.save()
         if self._ignored_keys:
-            self._record("caller-keys-ignored", {"count": self._ignored_keys})
-        self._record("call-ended", {"outcome": outcome.value})
+            self._record(CallEventType.CALLER_KEYS_IGNORED, {"count": self._ignored_keys})
+        self._record(CallEventType.CALL_ENDED, {"outcome": outcome.value})
 
     def fail_safe(self) -> Turn:
         """Something broke mid-call: tell the caller and escalate; keep the record."""
@@ -375,7 +384,7 @@ class ConversationSession:
                 self._said.append(self.config.escalation.route("internal-error").message)
         return Turn(" ".join(self._said), Step.ENDED.value)
 
-    def _record(self, type_: str, data: dict[str, Any]) -> None:
+    def _record(self, type_: CallEventType, data: dict[str, Any]) -> None:
         CallEvent.append(self.call, type_, data)
 
 

@@ -11,6 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
+from agent.billing.call_events import CallEventType
 from agent.sms.status import TextStatus
 
 
@@ -161,9 +162,9 @@ class Say:
 
 @dataclass(frozen=True)
 class Record:
-    """An audit event for the call record (``type`` is kebab-case)."""
+    """An audit event for the call record."""
 
-    type: str
+    type: CallEventType
     data: dict[str, Any] = field(default_factory=dict)
 
 

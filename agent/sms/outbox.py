@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, SmsMessage, database_proxy, utcnow
 from agent.config import Config
 from agent.phones import last_four
@@ -164,8 +165,6 @@ def _end(message: SmsMessage) -> str:
 
 # --- a text that gave up: tell the admin, ask a person to call the customer ---------------
 
-CALLBACK_REQUESTED = "callback-requested"
-"""The audit event ``voice-agent calls list --callbacks`` lists (``agent.admin.calls``)."""
 SMS_FAILED = "sms-failed"
 """The callback's reason: the same name the dialog gives the escalation (``agent.dialog``)."""
 
@@ -193,11 +192,11 @@ def _give_up(message: SmsMessage) -> str:
     if message.call_id is not None:
         call = Call.get_by_id(message.call_id)
         what = f"SMS {message.id} of call {call.id}"
-        earlier = call.events.where(CallEvent.type == CALLBACK_REQUESTED).exists()
+        earlier = call.events.where(CallEvent.type == CallEventType.CALLBACK_REQUESTED).exists()
         if earlier:
             asked = "; the call already has a callback request"
         else:
             data = {"reason": SMS_FAILED, "number": message.to_number, "sms": message.id}
-            CallEvent.append(call, CALLBACK_REQUESTED, data)
+            CallEvent.append(call, CallEventType.CALLBACK_REQUESTED, data)
             asked = "; callback requested (voice-agent calls list --callbacks)"
     return f"{what} to number ending {_end(message)} failed for good: {current.last_error}{asked}"

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from agent.asr.whisper import Transcriber
 from agent.audio.segmenter import SegmenterSettings
 from agent.audio.vad import WebRtcVad
+from agent.billing.call_events import CallEventType
 from agent.config import Config
 from agent.dialog.anticipate import likely_replies
 from agent.dialog.session import ConversationSession, Turn, make_policy
@@ -206,7 +207,7 @@ class VoiceCall:
         if incoming.identity_ignored:  # never the number itself: the call row holds it
             ignored = list(incoming.identity_ignored)
             session.record(
-                "identity-untrusted",
+                CallEventType.IDENTITY_UNTRUSTED,
                 {"source": incoming.remote_address, "ignored": ignored},
             )
             log.warning(
@@ -297,7 +298,7 @@ class VoiceCall:
         if isinstance(item, NoInput):
             return await session.silence()
         if isinstance(item, HearingFailed):
-            session.record("asr-failed", {"error": item.detail})
+            session.record(CallEventType.ASR_FAILED, {"error": item.detail})
             return session.fail_safe()
         if isinstance(item, Shutdown):
             self._stopping = True
@@ -328,7 +329,7 @@ class VoiceCall:
         target = transfer_uri(
             route.target, self.incoming.remote_address, self.config.agent.default_region
         )
-        session.record("transfer-started", {"reason": reason, "target": target})
+        session.record(CallEventType.TRANSFER_STARTED, {"reason": reason, "target": target})
         tracker = TransferTracker()
         try:
             await self.control.transfer(self.call_id, target)
@@ -338,12 +339,12 @@ class VoiceCall:
             tracker.last_reason = str(err)
             result = TransferResult.FAILED
         details = {"result": result.value, "status": tracker.last_status}
-        session.record("transfer-result", {**details, "reason": tracker.last_reason})
+        session.record(CallEventType.TRANSFER_RESULT, {**details, "reason": tracker.last_reason})
         if result is TransferResult.FAILED and self.connected:
             log.warning("call %s: transfer failed; callback requested", self.call_id)
             await self._say_last(self.config.escalation.callback_message)
             session.record(
-                "callback-requested",
+                CallEventType.CALLBACK_REQUESTED,
                 {"reason": reason, "number": session.check.caller_e164},
             )
 
@@ -390,7 +391,7 @@ class VoiceCall:
             return round((b - a) * ms, 1)
 
         self.session.record(
-            "turn-timing",
+            CallEventType.TURN_TIMING,
             {
                 "latency_ms": span(heard.last_voice_at, sent_at),
                 "endpoint_ms": span(heard.last_voice_at, heard.endpoint_at),
@@ -422,7 +423,7 @@ class VoiceCall:
         audio = self._audio
         with contextlib.suppress(Exception):
             self.session.record(
-                "media-stats",
+                CallEventType.MEDIA_STATS,
                 {
                     "frames_in": audio.frames_in,
                     "frames_out": audio.frames_out,

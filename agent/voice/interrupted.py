@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 
 import peewee as pw
 
+from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, database_proxy, utcnow
 from agent.dialog.types import Outcome
 from agent.voice.call import ANSWER_WAIT_SECONDS
@@ -46,10 +47,12 @@ from agent.voice.transfer import TRANSFER_WAIT_SECONDS
 
 log = logging.getLogger(__name__)
 
-CALL_INTERRUPTED = "call-interrupted"
-ESCALATED = "escalated"
-CALLBACK_REQUESTED = "callback-requested"
-CALL_FINISHED_EVENTS = ("transfer-result", CALLBACK_REQUESTED, "media-stats", CALL_INTERRUPTED)
+CALL_FINISHED_EVENTS = (
+    CallEventType.TRANSFER_RESULT,
+    CallEventType.CALLBACK_REQUESTED,
+    CallEventType.MEDIA_STATS,
+    CallEventType.CALL_INTERRUPTED,
+)
 """Events that show an escalated phone call was seen through (or already closed here)."""
 
 LAST_WORDS_SECONDS = 20.0
@@ -106,7 +109,7 @@ def close_interrupted_calls(now: datetime, max_call_seconds: int) -> list[Closed
     """Close every phone call started before :func:`dead_before` and left open; see above."""
     cutoff = dead_before(now, max_call_seconds)
     old_phone_calls = (Call.channel == "sip") & (Call.started_at < cutoff)
-    escalated = CallEvent.select(CallEvent.call).where(CallEvent.type == ESCALATED)
+    escalated = CallEvent.select(CallEvent.call).where(CallEvent.type == CallEventType.ESCALATED)
     finished = CallEvent.select(CallEvent.call).where(
         CallEvent.type.in_(list(CALL_FINISHED_EVENTS))
     )
@@ -140,22 +143,24 @@ def _close(call_id: int) -> ClosedCall | None:
             return None
         CallEvent.append(
             call,
-            CALL_INTERRUPTED,
+            CallEventType.CALL_INTERRUPTED,
             {
                 "last_event": last.type if last is not None else None,
                 "last_event_at": last.at.isoformat() if last is not None else None,
                 "outcome_before": before,
             },
         )
-        escalation = call.events.where(CallEvent.type == ESCALATED).order_by(CallEvent.seq.desc())
+        escalation = call.events.where(CallEvent.type == CallEventType.ESCALATED).order_by(
+            CallEvent.seq.desc()
+        )
         decided = escalation.first()
-        asked = call.events.where(CallEvent.type == CALLBACK_REQUESTED).exists()
+        asked = call.events.where(CallEvent.type == CallEventType.CALLBACK_REQUESTED).exists()
         wants_person = decided is not None and not asked
         if wants_person:
             reason = decided.payload().get("reason") or call.escalation_reason
             CallEvent.append(
                 call,
-                CALLBACK_REQUESTED,
+                CallEventType.CALLBACK_REQUESTED,
                 {"reason": reason, "number": call.caller_e164, "interrupted": True},
             )
     return ClosedCall(call_id, call.started_at, before, wants_person)
