@@ -118,7 +118,8 @@ class Outbox:
             )
         except TimeoutError:
             result = SendResult(SendStatus.RETRY, error="the gateway did not answer in time")
-        except Exception as err:  # a driver bug or outage must not lose the message
+        except Exception as err:  # drivers report outages as results: this is a bug in one
+            log.exception("SMS %s: the %s driver failed", message.id, self.gateway.name)
             result = SendResult(SendStatus.RETRY, error=f"gateway error: {err!r}")
         with database_proxy.atomic():  # the final status and the callback request, or neither
             attempted = rows.record_result(
