@@ -209,8 +209,7 @@ def _nlu_train(args: argparse.Namespace, config: Config) -> int:
 def _nlu_serve(args: argparse.Namespace, config: Config) -> int:
     from agent.nlu.server import serve_foreground  # noqa: PLC0415 - httpx: only for nlu commands
 
-    serve_foreground(config.nlu)
-    return 0
+    return serve_foreground(config.nlu)  # Rasa's exit status; READY=1 to systemd once it answers
 
 
 def _chat(args: argparse.Namespace, config: Config) -> int:

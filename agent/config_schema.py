@@ -416,6 +416,11 @@ class SipSettings:
     max_call_seconds: int = field(default=600, metadata=between(10, 7200))
     """A call lasting this long is ended with a short goodbye (or its transfer goes ahead)."""
 
+    drain_seconds: int = field(default=120, metadata=between(0, 3600))
+    """On SIGTERM, how long calls in progress may go on while new calls and OPTIONS get 503;
+    the calls still up then hear a short goodbye. 0: the goodbye at once. Keep systemd's
+    ``TimeoutStopSec`` above this plus 30 s (``systemd/voice-agent.service``)."""
+
     mode: Literal["ip", "register"] = "ip"
     """``ip``: accept calls from ``allowed_networks``; ``register``: register to a registrar."""
 

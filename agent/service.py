@@ -1,7 +1,10 @@
 """``voice-agent run``: the long-running service.
 
 Brings up what calls need (database, NLU server, speech models), answers SIP calls until
-SIGTERM/SIGINT, then lets each call end with a short goodbye and exits 0.
+SIGTERM/SIGINT, then drains (new calls get 503, calls in progress go on for up to ``[sip]
+drain_seconds``; a second signal ends the drain), lets the calls still up end with a short
+goodbye and exits 0. An NLU server that does not answer does not stop it: callers who need
+it are transferred until it is back (``agent.nlu.supervisor``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from agent.admin.retention import DailyPrune
 from agent.background import BackgroundServices
 from agent.billing.db import close_database
 from agent.config import Config
-from agent.nlu.server import ManagedNluServer
+from agent.nlu.supervisor import NluState, NluSupervisor
 from agent.sip.endpoint import SipEndpoint
 from agent.voice.call import VoiceServices
 from agent.voice.interrupted import close_interrupted_calls_at_start
@@ -31,9 +34,13 @@ log = logging.getLogger(__name__)
 def run_service(config: Config) -> int:
     faulthandler.enable(all_threads=True)  # a crash or the watchdog's SIGABRT: every stack
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: the same, and it runs on
+    nlu = NluSupervisor.from_settings(config.nlu)  # setup mistakes stop the start here
     services = build_voice_services(config)  # fail early (models) before starting Rasa
-    with ManagedNluServer(config.nlu):
-        asyncio.run(_serve(config, services))
+    nlu.prepare()
+    try:
+        asyncio.run(_serve(config, services, nlu))
+    finally:
+        nlu.stop_server()
     log.info("voice-agent stopped")
     _exit_now(0)
     return 0  # not reached
@@ -55,17 +62,23 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
-def _stopping(stop: asyncio.Event) -> None:
+def _stopping(stop: asyncio.Event, hurry: asyncio.Event) -> None:
+    """The first SIGTERM/SIGINT starts the drain (``VoiceServer.serve``); the next ends it."""
     if not stop.is_set():
         sd_notify("STOPPING=1")
-    stop.set()
+        stop.set()
+    elif not hurry.is_set():
+        log.info("second stop signal: calls in progress hear the goodbye now")
+        hurry.set()
 
 
-async def _serve(config: Config, services: VoiceServices) -> None:
-    stop = asyncio.Event()
+async def _serve(config: Config, services: VoiceServices, nlu: NluSupervisor) -> None:
+    stop, hurry = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _stopping, stop)
+        loop.add_signal_handler(signum, _stopping, stop, hurry)
+    if not await _nlu_started(nlu, stop):
+        return  # asked to stop while a managed NLU server was starting
     # Calls a killed run left open: closed as "interrupted" before any call is answered.
     await close_interrupted_calls_at_start(config.sip.max_call_seconds)
     background = BackgroundServices(config, services.outbox)
@@ -73,28 +86,56 @@ async def _serve(config: Config, services: VoiceServices) -> None:
     # Old call events: pruned now and daily, in a worker thread (agent.admin.retention).
     prune = DailyPrune(config.database.keep_call_events_days, ZoneInfo(config.agent.time_zone))
     pruning = asyncio.create_task(prune.run(), name="daily-prune")
+    watching = asyncio.create_task(nlu.watch(), name="nlu-watch")
     try:
-        await _answer_calls(config, services, stop, background.web_url)
+        await _answer_calls(config, services, stop, background.web_url, nlu, hurry=hurry)
     finally:
         pruning.cancel()
-        await asyncio.gather(pruning, return_exceptions=True)
+        watching.cancel()
+        await asyncio.gather(pruning, watching, return_exceptions=True)
+        await nlu.aclose()
         await background.stop()
 
 
+async def _nlu_started(nlu: NluSupervisor, stop: asyncio.Event) -> bool:
+    """The NLU server's first look (with ``manage``, its start, up to its start-up timeout),
+    unless a stop comes first. It never fails: without the server, callers are transferred."""
+    starting = asyncio.create_task(nlu.start(), name="nlu-start")
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()
+        return True
+    starting.cancel()
+    await asyncio.gather(starting, return_exceptions=True)
+    await nlu.aclose()
+    return False
+
+
 async def _answer_calls(
-    config: Config, services: VoiceServices, stop: asyncio.Event, web_url: str
+    config: Config,
+    services: VoiceServices,
+    stop: asyncio.Event,
+    web_url: str,
+    nlu: NluSupervisor,
+    *,
+    hurry: asyncio.Event,
 ) -> None:
     endpoint = SipEndpoint(config.sip, region=config.agent.default_region)
     server = VoiceServer(endpoint, services)
-    serving = asyncio.create_task(server.serve(stop))
+    serving = asyncio.create_task(server.serve(stop, hurry))
     ready = asyncio.ensure_future(server.ready.wait())
     await asyncio.wait({ready, serving}, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()
     if not serving.done():
         sip = config.sip
+        nlu_url = config.nlu.url
+        if nlu.state is not NluState.ANSWERING:
+            nlu_url += " (not answering: see the log)"
         print(
             f"voice-agent ready for {config.agent.company_name}: answering SIP on "
-            f"{sip.transport} {sip.listen_address}:{endpoint.bound_port}, NLU at {config.nlu.url}, "
+            f"{sip.transport} {sip.listen_address}:{endpoint.bound_port}, NLU at {nlu_url}, "
             f"ASR {config.asr.model}, pay pages on {web_url}. Stop with Ctrl-C or SIGTERM.",
             flush=True,
         )

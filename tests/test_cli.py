@@ -173,11 +173,3 @@ def _drain(sock: socket.socket) -> list[bytes]:
         while True:
             messages.append(sock.recv(64))
     return messages
-
-
-def test_run_without_nlu_and_manage_off_says_how_to_fix(tmp_path: Path) -> None:
-    done = voice_agent(config_for(tmp_path), "run")
-
-    assert done.returncode == 1
-    assert "no NLU server answers at http://127.0.0.1:9" in done.stderr
-    assert "voice-agent nlu serve" in done.stderr and "Traceback" not in done.stderr

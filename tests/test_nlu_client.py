@@ -63,7 +63,7 @@ def signed_with_secret(authorization: str | None) -> bool:
     return base64.urlsafe_b64encode(expected).rstrip(b"=").decode() == signature
 
 
-def serving(status: int, body: bytes) -> ThreadingHTTPServer:
+def serving(status: int, body: bytes, port: int = 0) -> ThreadingHTTPServer:
     """A server that proves it knows ``SECRET``, then answers parses with ``status, body``."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -82,7 +82,7 @@ def serving(status: int, body: bytes) -> ThreadingHTTPServer:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -139,4 +139,27 @@ def test_a_server_that_proves_the_secret_is_used() -> None:
     finally:
         server.shutdown()
 
+    assert getattr(heard, "intent", None) == "pay_invoice"
+
+
+def test_an_outage_is_not_remembered_the_next_parse_tries_again() -> None:
+    """Down when the agent starts, up later: the same parser uses it, no restart needed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def down_then_up() -> object:
+        parser = RasaIntentParser(f"http://127.0.0.1:{port}", 5, SECRET)
+        try:
+            with pytest.raises(NluUnavailableError):
+                await parser.parse("I want to pay")
+            server = serving(200, b'{"intent": {"name": "pay_invoice", "confidence": 0.9}}', port)
+            try:
+                return await parser.parse("I want to pay")
+            finally:
+                server.shutdown()
+        finally:
+            await parser.aclose()
+
+    heard = asyncio.run(down_then_up())
     assert getattr(heard, "intent", None) == "pay_invoice"

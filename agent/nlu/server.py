@@ -26,6 +26,7 @@ from agent.errors import NluSetupError
 from agent.nlu.auth import ensure_token, read_token
 from agent.nlu.client import server_is_up
 from agent.paths import NLU_DATA_DIR
+from agent.watchdog import sd_notify
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,46 @@ def serve_command(settings: NluSettings, model: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def serve_foreground(settings: NluSettings) -> None:
-    """``voice-agent nlu serve``: become the Rasa server (what systemd runs)."""
-    ensure_token(Path(settings.auth_token_file))
-    model = train(settings)
-    command = serve_command(settings, model)
-    os.execve(command[0], command, rasa_env(settings))
+TRAINING_TIMEOUT_USEC = 30 * 60 * 1_000_000
+"""While ``nlu serve`` trains (only when the training data changed), systemd's start timeout
+is extended to this: training takes a few minutes on 2 cores, more than loading a model."""
+
+
+def serve_foreground(settings: NluSettings) -> int:
+    """``voice-agent nlu serve``: run the Rasa server (what systemd runs); its exit status.
+
+    Rasa runs as a child so that this process can tell the service manager ``READY=1`` once
+    the server answers with its model loaded (``Type=notify`` in
+    ``systemd/voice-agent-nlu.service``, which ``voice-agent.service`` waits for). SIGTERM,
+    SIGINT and SIGHUP are passed on to it; its exit status is this command's.
+    """
+    secret = ensure_token(Path(settings.auth_token_file))
+    if not model_path(settings).is_file():
+        sd_notify(f"EXTEND_TIMEOUT_USEC={TRAINING_TIMEOUT_USEC}")
+        sd_notify("STATUS=training the NLU model")
+    command = serve_command(settings, train(settings))
+    sd_notify(f"STATUS=loading the NLU model, to answer at {settings.url}")
+    process = subprocess.Popen(command, env=rasa_env(settings), start_new_session=True)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda number, _frame: process.send_signal(number))
+    while process.poll() is None:
+        if server_is_up(settings.url, secret):
+            sd_notify("READY=1")
+            sd_notify(f"STATUS=answering at {settings.url}")
+            print(f"NLU server answering at {settings.url}", file=sys.stderr, flush=True)
+            break
+        time.sleep(0.5)
+    status = process.wait()
+    return status if status >= 0 else 128 - status  # killed by signal N: 128 + N, as a shell
+
+
+class NluStartError(NluSetupError):
+    """A managed NLU server exited while starting or did not answer in time.
+
+    A run-time fault, not a setup mistake: ``voice-agent run`` goes on without it
+    (``agent.nlu.supervisor``); ``chat``, the benchmark and the tests stop, as before."""
+
+    code = "nlu-start"
 
 
 class ManagedNluServer:
@@ -158,7 +193,12 @@ class ManagedNluServer:
                 f"no NLU server answers at {self.settings.url} and [nlu] manage = false: "
                 "start it with `voice-agent nlu serve` (or its systemd unit)"
             )
-        command = serve_command(self.settings, train(self.settings))
+        self.launch(train(self.settings))
+        self._wait_until_up(secret)
+
+    def launch(self, model: Path) -> None:
+        """Start ``rasa run`` with ``model`` in the background, its output appended to the log."""
+        command = serve_command(self.settings, model)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         print(f"Starting the NLU server at {self.settings.url} ...", file=sys.stderr, flush=True)
         with self.log_path.open("ab") as out:
@@ -166,13 +206,17 @@ class ManagedNluServer:
                 command, env=rasa_env(self.settings), stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
-        self._wait_until_up(secret)
+
+    def exit_status(self) -> int | None:
+        """The launched server's exit status once it has exited; None while it runs (or none
+        was launched)."""
+        return None if self._process is None else self._process.poll()
 
     def _wait_until_up(self, secret: str) -> None:
         deadline = time.monotonic() + self.settings.startup_timeout_seconds
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise NluSetupError(
+                raise NluStartError(
                     f"the NLU server exited with status {self._process.returncode} "
                     f"while starting; see {self.log_path}"
                 )
@@ -181,7 +225,7 @@ class ManagedNluServer:
                 return
             time.sleep(0.5)
         self.stop()
-        raise NluSetupError(
+        raise NluStartError(
             f"the NLU server did not answer within {self.settings.startup_timeout_seconds:g} s; "
             f"see {self.log_path}"
         )

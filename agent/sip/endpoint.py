@@ -66,6 +66,7 @@ from agent.sip.registration import (
     trusting,
 )
 from agent.sip.transport import transport_config
+from agent.sip.unavailable import OptionsRefusal
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,10 @@ class SipEndpoint:
         self._running = False
         self._audio: dict[int, CallAudio] = {}
         self.refused_calls = 0
-        """INVITEs refused by the policy (403/486) since start."""
+        """INVITEs refused by the policy (403/486/503) since start."""
+        self.refusing = False
+        """Set by ``refuse_new_calls``: every new INVITE and OPTIONS is answered 503."""
+        self._options_refusal: OptionsRefusal | None = None  # alive until after libDestroy
         self._refusals = RefusalLog()
         self.pumped_at = time.monotonic()
         """When the pjsua2 thread last went round its event pump (the watchdog's heartbeat)."""
@@ -125,6 +129,8 @@ class SipEndpoint:
         self._port_pool = PortPool()
         self._announced: set[int] = set()
         self._finished: list[int] = []
+        self._unanswered: list[tuple[int, Any]] = []
+        """Refused INVITEs whose final answer waits for the pump (see ``on_incoming``)."""
 
     # --- asyncio API --------------------------------------------------------------------
     async def start(self) -> None:
@@ -151,8 +157,17 @@ class SipEndpoint:
         self._thread = None
 
     def audio(self, call_id: int) -> CallAudio:
-        """The audio buffers of a call (valid from ``IncomingCall`` to ``CallEnded``)."""
-        return self._audio[call_id]
+        """The audio buffers of a call (valid from ``IncomingCall`` to ``CallEnded``).
+
+        A call that ended before asyncio got to its ``IncomingCall`` (a CANCEL right after
+        180 Ringing, as an INVITE scan sends) gets closed buffers: its ``CallEnded`` is
+        next in ``events``. (A KeyError here ended ``voice-agent run``: scripts/sip-flood.)"""
+        audio = self._audio.get(call_id)
+        if audio is None:
+            assert self._loop is not None
+            audio = CallAudio(self._loop)
+            audio.close()
+        return audio
 
     async def answer(self, call_id: int) -> None:
         """Answer a ringing call with 200 OK."""
@@ -161,6 +176,12 @@ class SipEndpoint:
     async def hangup(self, call_id: int, status: int = 603) -> None:
         """Hang up (BYE when connected; ``status`` is the final answer while ringing)."""
         await self._submit(lambda: self._call(call_id).hangup(_op(status)))
+
+    async def refuse_new_calls(self) -> None:
+        """Start draining: from now on new INVITEs get 503 with Retry-After (the policy's
+        refusal, logged like the others) and OPTIONS pings get 503 (``OptionsRefusal``), so a
+        trunk or proxy fails over to another agent; calls in progress go on untouched."""
+        await self._submit(self._refuse_new_calls)
 
     async def transfer(self, call_id: int, target: str) -> None:
         """Blind transfer (REFER) to a SIP URI; progress arrives as ``TransferStatus`` events."""
@@ -211,6 +232,7 @@ class SipEndpoint:
                 self.pumped_at = time.monotonic()
                 self._ep.libHandleEvents(_POLL_MS)
                 self._commands.drain()
+                self._answer_refused()
                 self._reap()
                 self._log_refusals(self._refusals.due())
         finally:
@@ -256,6 +278,25 @@ class SipEndpoint:
         self._account.create(acfg, True)
         return bound
 
+    def _refuse_new_calls(self) -> None:
+        self.refusing = True  # read by on_incoming, on this thread
+        if self._options_refusal is None:
+            refusal = OptionsRefusal()
+            try:
+                refusal.register()
+            except OSError as err:  # INVITEs are still refused; only the pings say 200
+                log.warning("OPTIONS still answered 200 while draining: %s", err)
+                return
+            self._options_refusal = refusal
+
+    def _answer_refused(self) -> None:
+        """Give refused INVITEs their final answer (outside ``onIncomingCall``)."""
+        while self._unanswered:
+            call_id, op = self._unanswered.pop(0)
+            call = self._calls.get(call_id)
+            if call is not None:  # a CANCEL may have ended it meanwhile
+                guarded(call.answer, op)
+
     def _reap(self) -> None:
         """Delete pjsua2 objects of ended calls (never inside their own callbacks)."""
         while self._finished:
@@ -294,6 +335,7 @@ class SipEndpoint:
             # unregistered above, so skip pjsua's network wind-down: it sleeps ~1 s otherwise.
             self._ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
             self._ep = None
+        self._options_refusal = None  # libDestroy unregistered it
         self._port_pool.abandon()
 
     # --- pjsua2 callbacks (pjsua2 thread, except DTMF on the media thread) -------------
@@ -302,12 +344,18 @@ class SipEndpoint:
         call_id = int(prm.callId)
         self._calls[call_id] = call
         source = str(prm.rdata.srcAddress)
-        refusal = check_incoming(self.settings, source, self.active_calls)
+        refusal = check_incoming(self.settings, source, self.active_calls, draining=self.refusing)
         if refusal is not None:
             lines = self._refusals.refused(host_of(source), refusal.status, refusal.reason)
             self._log_refusals(lines)
             self.refused_calls += 1
-            call.answer(_op(refusal.status))
+            # Answered from the pump, once this callback has returned: a final answer given
+            # inside it to an INVITE without SDP ends and resets the call there and then,
+            # and pjsua2 then frees its copy of the INVITE, already freed and cleared
+            # (assertion `rdata' in pjsip_rx_data_free_cloned, SIGABRT). One such datagram
+            # from any address killed the agent (found by scripts/sip-flood).
+            op = _op(refusal.status, retry_after=refusal.retry_after)
+            self._unanswered.append((call_id, op))
             return
         who = caller_identity(
             str(prm.rdata.wholeMsg),
@@ -387,9 +435,16 @@ class SipEndpoint:
             self._emit(CallEnded(call_id, reason))
 
 
-def _op(status: int) -> Any:
+def _op(status: int, *, retry_after: int | None = None) -> Any:
     prm = pj.CallOpParam()
     prm.statusCode = status
+    if retry_after is not None:
+        header = pj.SipHeader()
+        header.hName = "Retry-After"
+        header.hValue = str(retry_after)
+        headers = pj.SipHeaderVector()
+        headers.append(header)
+        prm.txOption.headers = headers
     return prm
 
 

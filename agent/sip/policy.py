@@ -16,6 +16,9 @@ from agent.sip.uri import SipUriError, parse_values, telephone_number
 
 FORBIDDEN = 403
 BUSY_HERE = 486
+SERVICE_UNAVAILABLE = 503
+DRAINING_RETRY_AFTER_SECONDS = 60
+"""Retry-After on the 503 of a draining agent: about a restart (models load in ~30 s)."""
 VERSTAT_PASSED = "TN-Validation-Passed"
 VERSTAT_FAILED = "TN-Validation-Failed"
 
@@ -28,10 +31,12 @@ _HEADER_NAMES = {
 
 @dataclass(frozen=True)
 class Refusal:
-    """Refuse the INVITE with ``status`` (403 or 486); ``reason`` is for the log."""
+    """Refuse the INVITE with ``status`` (403, 486 or 503); ``reason`` is for the log."""
 
     status: int
     reason: str
+    retry_after: int | None = None
+    """Seconds for a Retry-After header (with 503), None for none."""
 
 
 @dataclass(frozen=True)
@@ -62,15 +67,22 @@ def host_of(address: str) -> str:
     return text
 
 
-def check_incoming(settings: SipSettings, source: str, active_calls: int) -> Refusal | None:
+def check_incoming(
+    settings: SipSettings, source: str, active_calls: int, *, draining: bool = False
+) -> Refusal | None:
     """None to accept an INVITE from ``source`` with ``active_calls`` already up.
 
     Both modes accept only sources in ``allowed_networks``; in register mode the endpoint
-    adds the registrar's addresses to them (``agent.sip.registration.trusting``).
+    adds the registrar's addresses to them (``agent.sip.registration.trusting``). While the
+    agent drains (``draining``: stopping, its calls in progress go on), an allowed source
+    gets 503 with Retry-After, so a trunk or proxy tries another agent.
     """
     if not source_allowed(source, settings.allowed_networks):
         which = "neither the registrar nor" if settings.mode == "register" else "not"
         return Refusal(FORBIDDEN, f"source {host_of(source)} is {which} in allowed_networks")
+    if draining:
+        reason = "the agent is stopping (draining its calls)"
+        return Refusal(SERVICE_UNAVAILABLE, reason, DRAINING_RETRY_AFTER_SECONDS)
     if active_calls >= settings.max_calls:
         return Refusal(BUSY_HERE, f"{active_calls} calls up, max_calls is {settings.max_calls}")
     return None

@@ -4,7 +4,8 @@ A scanner (or a flood from a misconfigured peer) sends thousands of INVITEs; log
 refusal would fill the journal and hide everything else. ``RefusalLog`` is pure (the clock
 is injected): the endpoint asks it which lines to log and logs them.
 
-Per source address (the IP, not the port: scanners change ports) and status (403, 486):
+Per source address (the IP, not the port: scanners change ports) and status (403, 486,
+503 while draining):
 - the first refusal is logged at once, and opens a window of ``window`` seconds;
 - further refusals in the window are only counted;
 - when the window ends with refusals counted, one line says how many and why, and a new

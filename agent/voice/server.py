@@ -1,9 +1,11 @@
 """``VoiceServer``: the SIP endpoint's events in, one ``VoiceCall`` task per call.
 
 ``build_voice_services`` loads what all calls share once at start-up (Whisper, Piper with the
-fixed prompts pre-rendered, the NLU client, the SMS gateway). ``serve(stop)`` answers calls
-until ``stop`` is set; then every call hears a short goodbye and ends (bounded wait), and the
-endpoint is stopped.
+fixed prompts pre-rendered, the NLU client, the SMS gateway). ``serve(stop, hurry)`` answers
+calls until ``stop`` is set (SIGTERM); then it drains: new INVITEs and OPTIONS get 503 so the
+trunk fails over, and the calls in progress go on as usual for up to ``[sip] drain_seconds``
+(or until ``hurry`` is set, a second signal). The calls still up then hear a short goodbye
+and end (bounded wait), and the endpoint is stopped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +25,7 @@ from agent.dialog.session import make_policy
 from agent.dialog.types import InvoiceView
 from agent.nlu.client import RasaIntentParser
 from agent.paths import PROJECT_ROOT
-from agent.sip.endpoint import SipEndpoint
+from agent.sip.endpoint import SipEndpoint, SipSetupError
 from agent.sip.events import IncomingCall, SipEvent
 from agent.sms.drivers import build_gateway
 from agent.sms.outbox import Outbox
@@ -127,7 +129,8 @@ class VoiceServer:
         self.ready = asyncio.Event()
         """Set once the endpoint is listening (``endpoint.bound_port`` is known)."""
 
-    async def serve(self, stop: asyncio.Event) -> None:
+    async def serve(self, stop: asyncio.Event, hurry: asyncio.Event | None = None) -> None:
+        """Answer calls until ``stop``; drain, say goodbye, stop (see the module docstring)."""
         await self.endpoint.start()
         self.ready.set()
         endpoint = self.endpoint
@@ -137,6 +140,7 @@ class VoiceServer:
         try:
             await self._dispatch_until(stopping)
             self._stopping = True
+            await self._drain(hurry if hurry is not None else asyncio.Event())
             for call in self.calls.values():
                 call.shutdown()
             grace = asyncio.ensure_future(self._calls_done())
@@ -151,9 +155,53 @@ class VoiceServer:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             await self.services.parser.aclose()
 
+    async def _drain(self, hurry: asyncio.Event) -> None:
+        """Refuse new calls (503) and let the calls in progress go on until they end,
+        ``[sip] drain_seconds`` pass, or ``hurry`` is set."""
+        with contextlib.suppress(SipSetupError):  # the endpoint is already gone
+            await self.endpoint.refuse_new_calls()
+        seconds = self.services.config.sip.drain_seconds
+        if not self.calls or seconds == 0:
+            now = "; drain_seconds = 0: they hear the goodbye now" if self.calls else ""
+            log.info("stopping: %s in progress%s; new calls get 503", _count(len(self.calls)), now)
+            return
+        until = datetime.now().astimezone() + timedelta(seconds=seconds)
+        log.info(
+            "draining: %s in progress may go on until %s (drain_seconds = %d); new calls and "
+            "OPTIONS get 503; a second SIGTERM or Ctrl-C ends the drain",
+            _count(len(self.calls)),
+            until.strftime("%H:%M:%S %Z"),
+            seconds,
+        )
+        started = time.monotonic()
+        drained = asyncio.ensure_future(self._calls_done_or(hurry))
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dispatch_until(drained), seconds)
+        finally:
+            drained.cancel()
+        elapsed = time.monotonic() - started
+        left = _count(len(self.calls))
+        if not self.calls:
+            log.info("drain over after %.1f s: every call ended", elapsed)
+        elif hurry.is_set():
+            log.info("drain cut short after %.1f s by a second signal: %s left", elapsed, left)
+        else:
+            log.info("drain over after %.1f s (drain_seconds): %s left", elapsed, left)
+
+    async def _calls_done_or(self, hurry: asyncio.Event) -> None:
+        ended = asyncio.ensure_future(self._calls_done())
+        hurried = asyncio.ensure_future(hurry.wait())
+        try:
+            await asyncio.wait({ended, hurried}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            hurried.cancel()
+
     async def _calls_done(self) -> None:
+        """Until every call has ended; being cancelled leaves the calls alone."""
         while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await asyncio.wait(list(self._tasks.values()))
 
     async def _dispatch_until(self, until: asyncio.Future[Any]) -> None:
         while not until.done():
@@ -199,3 +247,7 @@ class VoiceServer:
                 self._tasks.pop(call.call_id, None)
             elapsed = time.monotonic() - started
             log.info("call %s ended after %.1f s: %s", call.call_id, elapsed, _ending(call))
+
+
+def _count(calls: int) -> str:
+    return f"{calls} call" if calls == 1 else f"{calls} calls"
