@@ -9,5 +9,6 @@
 - ``media``: per-call audio buffers and the conference-bridge port that feeds them;
 - ``registration``: register mode's account (digest, refresh), its state, trusted registrar;
 - ``transport``: the UDP/TCP/TLS transport from ``[sip]``;
+- ``unavailable``: OPTIONS pings answered 503 while the agent drains (a small pjsip module);
 - ``endpoint``: ``SipEndpoint``, the one thread that makes every pjsua2 call.
 """
