@@ -2,18 +2,22 @@
 
 The session owns all I/O of a call: the ``Call`` row and its audit events, the NLU
 client, link creation and the SMS outbox. Whatever fails, the caller is told or
-escalated and the call record is kept.
+escalated and the call record is kept: what the database refuses (disk full, database
+down) is logged once and kept in memory, in order, until ``write_back`` can write it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+import peewee as pw
+
 from agent.billing.call_events import CallEventType
-from agent.billing.models import Call, CallEvent, Invoice, utcnow
+from agent.billing.models import Call, CallEvent, Invoice, database_proxy, utcnow
 from agent.config import Config
 from agent.dialog.keypad import keypress_utterance
 from agent.dialog.policy import DialogState, PaymentPolicy, PolicySettings
@@ -96,9 +100,13 @@ class ConversationSession:
         self._said: list[str] = []
         self._ignored_keys = 0
         """Keys pressed that meant nothing where they were pressed (counted, never stored)."""
+        self._unwritten: list[tuple[CallEventType, dict[str, Any], datetime]] = []
+        """Audit events the database refused, oldest first, kept for ``write_back``."""
+        self._row_unsaved = False
+        """The ``Call`` row has changes the database refused, kept for ``write_back``."""
         region = config.agent.default_region
         skill = config.payment_collection
-        self.call = Call.create(
+        self.call = Call(  # written once, below, with what the caller check found
             channel=channel,
             caller_id=caller_id or "anonymous",
             sip_call_id=sip_call_id,
@@ -112,8 +120,9 @@ class ConversationSession:
             self.check = replace(self.check, context=replace(self.check.context, attested=True))
         self.call.caller_e164 = self.check.caller_e164
         self.call.customer = self.check.customer
-        self.call.save()
         self.state: DialogState = DialogState(Step.GREETING, self.check.context)
+        with contextlib.suppress(pw.PeeweeException):  # logged and kept; begin() escalates
+            self._save_call()
 
     @property
     def ended(self) -> bool:
@@ -135,6 +144,8 @@ class ConversationSession:
                 "attested": context.attested,
             },
         )
+        if not self.complete:  # the database refused the call's row (disk full): a person
+            return self.fail_safe()
         self.state, actions = self.policy.start(context)
         self._said = []
         for action in actions:  # the opening only speaks
@@ -159,8 +170,8 @@ class ConversationSession:
                     CallEventType.CALLER_TURN,
                     {"text": text, **intent, "entities": _entities(event)},
                 )
-        except Exception:  # a bug or a database outage must not drop the caller silently
-            log.exception("call %s: internal error", self.call.id)
+        except Exception as err:  # a bug or a database outage must not drop the caller silently
+            log.exception("call %s: internal error: %s", self.call.id, error_chain(err))
             return self.fail_safe()
         turn = await self._react(event)
         turn.intent = intent
@@ -188,8 +199,8 @@ class ConversationSession:
                 self._ignored_keys += 1
             else:
                 self._record(CallEventType.CALLER_KEY, {"key": key, "meaning": meaning})
-        except Exception:
-            log.exception("call %s: internal error", self.call.id)
+        except Exception as err:
+            log.exception("call %s: internal error: %s", self.call.id, error_chain(err))
             return self.fail_safe()
         if heard is None:
             return Turn("", self.state.step.value)
@@ -216,8 +227,8 @@ class ConversationSession:
         try:
             self.state, actions = self.policy.step(self.state, event)
             return await self._carry_out(actions)
-        except Exception:  # a bug or a database outage must not drop the caller silently
-            log.exception("call %s: internal error", self.call.id)
+        except Exception as err:  # a bug or a database outage must not drop the caller silently
+            log.exception("call %s: internal error: %s", self.call.id, error_chain(err))
             return self.fail_safe()
 
     async def _parse(self, text: str) -> Event:
@@ -255,8 +266,52 @@ class ConversationSession:
         return self.policy.prompts.time_limit_goodbye()
 
     def record(self, type_: CallEventType, data: dict[str, Any]) -> None:
-        """An audit event from the channel (transfer result, turn timing, media counters)."""
-        self._record(type_, data)
+        """An audit event from the channel (transfer result, turn timing, media counters).
+        One the database refuses is logged and kept for ``write_back``: the channel goes on
+        (a caller being transferred is transferred)."""
+        with contextlib.suppress(pw.PeeweeException):  # logged by _record, and kept
+            self._record(type_, data)
+
+    @property
+    def log_id(self) -> str:
+        """The call's id for log lines ("new" while its row is not written yet)."""
+        return "new" if self.call.id is None else str(self.call.id)
+
+    @property
+    def complete(self) -> bool:
+        """Whether everything about the call so far is in the database."""
+        return not self._unwritten and not self._row_unsaved
+
+    def write_back(self) -> bool:
+        """Write what the database refused during the call (the ``Call`` row's changes and
+        the audit events, in their order, with their times), all or nothing. True once the
+        record is complete; False (logged) while the database still refuses."""
+        if self.complete:
+            return True
+        row_id = self.call.id
+        try:
+            with database_proxy.atomic():
+                if self._row_unsaved:
+                    self.call.save()
+                for type_, data, at in self._unwritten:
+                    CallEvent.append(self.call, type_, data, at)
+        except pw.PeeweeException as err:
+            self.call.id = row_id  # an INSERT rolled back leaves its id behind: not ours
+            log.error(
+                "call %s: record still incomplete (%d events kept in memory): %s",
+                self.log_id,
+                len(self._unwritten),
+                error_chain(err),
+            )
+            return False
+        log.warning(
+            "call %s: record completed: %d events written that the database had refused",
+            self.log_id,
+            len(self._unwritten),
+        )
+        self._unwritten.clear()
+        self._row_unsaved = False
+        return True
 
     # --- carrying out the policy's decisions --------------------------------
 
@@ -356,7 +411,7 @@ class ConversationSession:
         self._record(CallEventType.ESCALATED, {"reason": reason, "target": route.target})
         self.summary.escalation_reason = reason
         self.call.escalation_reason = reason
-        self.call.save()
+        self._save_call()
 
     def _finish(self, outcome: Outcome) -> None:
         self._parses.cancel()
@@ -364,7 +419,7 @@ class ConversationSession:
         self.summary.outcome = outcome.value
         self.call.outcome = outcome.value
         self.call.ended_at = utcnow()
-        self.call.save()
+        self._save_call()
         if self._ignored_keys:
             self._record(CallEventType.CALLER_KEYS_IGNORED, {"count": self._ignored_keys})
         self._record(CallEventType.CALL_ENDED, {"outcome": outcome.value})
@@ -375,8 +430,10 @@ class ConversationSession:
         try:
             self._escalate("internal-error")
             self._finish(Outcome.ESCALATED)
-        except Exception:
-            log.exception("call %s: could not record the escalation", self.call.id)
+        except Exception as err:
+            log.exception(
+                "call %s: could not record the escalation: %s", self.log_id, error_chain(err)
+            )
             self.state = DialogState(Step.ENDED, self.state.caller)
             self.summary.outcome = Outcome.ESCALATED.value
             self.summary.escalation_reason = "internal-error"
@@ -385,7 +442,41 @@ class ConversationSession:
         return Turn(" ".join(self._said), Step.ENDED.value)
 
     def _record(self, type_: CallEventType, data: dict[str, Any]) -> None:
-        CallEvent.append(self.call, type_, data)
+        """Append an audit event. Once the database has refused one, the rest are kept in
+        order without trying (``write_back`` writes them); the refusal itself raises."""
+        at = utcnow()
+        if not self.complete:
+            self._unwritten.append((type_, data, at))
+            return
+        try:
+            CallEvent.append(self.call, type_, data, at)
+        except pw.PeeweeException as err:
+            self._unwritten.append((type_, data, at))
+            self._refused(type_.value, err)
+            raise
+
+    def _save_call(self) -> None:
+        """Save the ``Call`` row; as ``_record``, kept for ``write_back`` once behind."""
+        if not self.complete:
+            self._row_unsaved = True
+            return
+        row_id = self.call.id
+        try:
+            self.call.save()
+        except pw.PeeweeException as err:
+            self.call.id = row_id  # as in write_back
+            self._row_unsaved = True
+            self._refused("the call row", err)
+            raise
+
+    def _refused(self, what: str, err: pw.PeeweeException) -> None:
+        log.error(
+            "call %s: the database refused %s: %s; the call goes on and its record is "
+            "kept in memory until the database takes writes again",
+            self.log_id,
+            what,
+            error_chain(err),
+        )
 
 
 def make_policy(config: Config, today: date) -> PaymentPolicy:
@@ -409,6 +500,21 @@ def make_policy(config: Config, today: date) -> PaymentPolicy:
             disclose_amounts=skill.disclose_amounts,
         )
     )
+
+
+def error_chain(err: BaseException) -> str:
+    """``err``'s message after those of the errors it was raised while handling, first one
+    first. A failed COMMIT makes peewee's ROLLBACK fail too ("cannot rollback - no
+    transaction is active"), which alone would hide SQLite's reason ("database or disk is
+    full")."""
+    messages: list[str] = []
+    seen: BaseException | None = err
+    while seen is not None and len(messages) < 5:
+        text = str(seen) or type(seen).__name__
+        if text not in messages:
+            messages.append(text)
+        seen = seen.__cause__ or seen.__context__
+    return "; then: ".join(reversed(messages))
 
 
 def _entities(utterance: Utterance) -> list[dict[str, str]]:

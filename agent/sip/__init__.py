@@ -9,6 +9,7 @@
 - ``media``: per-call audio buffers and the conference-bridge port that feeds them;
 - ``registration``: register mode's account (digest, refresh), its state, trusted registrar;
 - ``transport``: the UDP/TCP/TLS transport from ``[sip]``;
-- ``unavailable``: OPTIONS pings answered 503 while the agent drains (a small pjsip module);
+- ``gate``: a pjsip module ahead of pjsua: new INVITEs from outside allowed_networks (403) or over
+  a rate (503), OPTIONS while draining (503), answered before any call or socket exists;
 - ``endpoint``: ``SipEndpoint``, the one thread that makes every pjsua2 call.
 """

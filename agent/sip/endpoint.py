@@ -44,11 +44,13 @@ from agent.errors import AgentError
 from agent.sip.events import (
     CallAnswered,
     CallEnded,
+    CallGoneError,
     DtmfDigit,
     IncomingCall,
     SipEvent,
     TransferStatus,
 )
+from agent.sip.gate import FORBIDDEN, RequestGate
 from agent.sip.media import CallAudio, CallAudioPort, PortPool
 from agent.sip.pjlog import stdout_redirected
 from agent.sip.pjthread import CommandQueue, collect_before_destroy, configure_media, guarded
@@ -66,7 +68,6 @@ from agent.sip.registration import (
     trusting,
 )
 from agent.sip.transport import transport_config
-from agent.sip.unavailable import OptionsRefusal
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class SipEndpoint:
         """INVITEs refused by the policy (403/486/503) since start."""
         self.refusing = False
         """Set by ``refuse_new_calls``: every new INVITE and OPTIONS is answered 503."""
-        self._options_refusal: OptionsRefusal | None = None  # alive until after libDestroy
+        self._gate: RequestGate | None = None  # alive until after libDestroy
         self._refusals = RefusalLog()
         self.pumped_at = time.monotonic()
         """When the pjsua2 thread last went round its event pump (the watchdog's heartbeat)."""
@@ -179,7 +180,7 @@ class SipEndpoint:
 
     async def refuse_new_calls(self) -> None:
         """Start draining: from now on new INVITEs get 503 with Retry-After (the policy's
-        refusal, logged like the others) and OPTIONS pings get 503 (``OptionsRefusal``), so a
+        refusal, logged like the others) and OPTIONS pings get 503 (``RequestGate``), so a
         trunk or proxy fails over to another agent; calls in progress go on untouched."""
         await self._submit(self._refuse_new_calls)
 
@@ -216,7 +217,7 @@ class SipEndpoint:
         try:
             return self._calls[call_id]
         except KeyError:
-            raise SipSetupError(f"no call {call_id}") from None
+            raise CallGoneError(f"no call {call_id}") from None
 
     # --- pjsua2 thread ------------------------------------------------------------------
     def _run(self, ready: concurrent.futures.Future[int]) -> None:
@@ -234,6 +235,7 @@ class SipEndpoint:
                 self._commands.drain()
                 self._answer_refused()
                 self._reap()
+                self._log_gate_refusals()
                 self._log_refusals(self._refusals.due())
         finally:
             self._log_refusals(self._refusals.flush())
@@ -257,6 +259,7 @@ class SipEndpoint:
         self._ep.libInit(cfg)
         tid = self._ep.transportCreate(*transport_config(s))
         self._ep.libStart()
+        self._start_gate()
         self._ep.audDevManager().setNullDev()
         for codec in self._ep.codecEnum2():
             self._ep.codecSetPriority(codec.codecId, CODEC_PRIORITIES.get(codec.codecId, 0))
@@ -278,16 +281,33 @@ class SipEndpoint:
         self._account.create(acfg, True)
         return bound
 
+    def _start_gate(self) -> None:
+        gate = RequestGate(self._refuse_source)
+        try:
+            gate.register()
+        except OSError as err:  # refusals then happen in onIncomingCall, as pjsua allows
+            log.warning("SIP request gate not registered: %s", err)
+            return
+        self._gate = gate
+
+    def _refuse_source(self, source: str) -> str | None:
+        """The gate's question: the 403 reason for a new INVITE from ``source``, or None."""
+        refusal = check_incoming(self.settings, source, 0)
+        return refusal.reason if refusal is not None and refusal.status == FORBIDDEN else None
+
     def _refuse_new_calls(self) -> None:
         self.refusing = True  # read by on_incoming, on this thread
-        if self._options_refusal is None:
-            refusal = OptionsRefusal()
-            try:
-                refusal.register()
-            except OSError as err:  # INVITEs are still refused; only the pings say 200
-                log.warning("OPTIONS still answered 200 while draining: %s", err)
-                return
-            self._options_refusal = refusal
+        if self._gate is not None:
+            self._gate.draining = True  # OPTIONS: 503
+        else:
+            log.warning("OPTIONS still answered 200 while draining: no SIP request gate")
+
+    def _log_gate_refusals(self) -> None:
+        if self._gate is None:
+            return
+        for source, status, reason in self._gate.take_refused():
+            self.refused_calls += 1
+            self._log_refusals(self._refusals.refused(host_of(source), status, reason))
 
     def _answer_refused(self) -> None:
         """Give refused INVITEs their final answer (outside ``onIncomingCall``)."""
@@ -335,7 +355,7 @@ class SipEndpoint:
             # unregistered above, so skip pjsua's network wind-down: it sleeps ~1 s otherwise.
             self._ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)
             self._ep = None
-        self._options_refusal = None  # libDestroy unregistered it
+        self._gate = None  # libDestroy unregistered it
         self._port_pool.abandon()
 
     # --- pjsua2 callbacks (pjsua2 thread, except DTMF on the media thread) -------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.errors import AgentError
+
 
 @dataclass(frozen=True)
 class IncomingCall:
@@ -64,3 +66,10 @@ class TransferStatus:
 
 
 SipEvent = IncomingCall | CallAnswered | CallEnded | DtmfDigit | TransferStatus
+
+
+class CallGoneError(AgentError):
+    """A command for a call the endpoint no longer has (the caller cancelled or hung up
+    before it ran: a CANCEL right after 180 Ringing, as INVITE scanners send)."""
+
+    code = "call-gone"

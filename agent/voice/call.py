@@ -35,7 +35,14 @@ from agent.config import Config
 from agent.dialog.anticipate import likely_replies
 from agent.dialog.session import ConversationSession, Turn, make_policy
 from agent.nlu.client import IntentParser
-from agent.sip.events import CallAnswered, CallEnded, DtmfDigit, IncomingCall, TransferStatus
+from agent.sip.events import (
+    CallAnswered,
+    CallEnded,
+    CallGoneError,
+    DtmfDigit,
+    IncomingCall,
+    TransferStatus,
+)
 from agent.sip.media import CallAudio
 from agent.sms.outbox import Outbox
 from agent.tts import Synthesizer
@@ -102,6 +109,9 @@ class VoiceServices:
     """Runs every call's speech synthesis, one sentence at a time."""
     live_calls: set[int] = field(default_factory=set)
     """Calls in progress (their call ids)."""
+    incomplete: list[ConversationSession] = field(default_factory=list)
+    """Ended calls whose record the database refused (disk full): written back when the
+    next call starts or ends, once the database takes writes again."""
 
     def idle(self) -> bool:
         """At most one call, and neither worker busy: room for work done ahead."""
@@ -161,7 +171,14 @@ class VoiceCall:
         self.services.live_calls.add(self.call_id)
         try:
             self.session = self._open_session()
-            await self.control.answer(self.call_id)
+            self._write_back_earlier()
+            try:
+                await self.control.answer(self.call_id)
+            except CallGoneError:  # cancelled while ringing (INVITE scanners do it at once)
+                log.info("call %s: cancelled before it was answered", self.call_id)
+                self.connected = False
+                self.session.hang_up()
+                return
             if not await self._answered():
                 self.session.hang_up()
                 return
@@ -184,9 +201,12 @@ class VoiceCall:
                 with contextlib.suppress(asyncio.CancelledError):
                     await listening
             if self.connected:
-                with contextlib.suppress(Exception):
+                try:
                     await self.control.hangup(self.call_id)
+                except Exception as err:  # pjsua2's pj.Error; only agent/sip imports pjsua2
+                    log.warning("call %s: hang-up failed: %s", self.call_id, err)
             self._record_media()
+            self._keep_record()
 
     # --- the conversation ---------------------------------------------------------------
     def _open_session(self) -> ConversationSession:
@@ -203,7 +223,7 @@ class VoiceCall:
             sip_call_id=incoming.sip_call_id or None,
             verstat=incoming.verstat,
         )
-        log.info("call %s: session %s started", self.call_id, session.call.id)
+        log.info("call %s: session %s started", self.call_id, session.log_id)
         if incoming.identity_ignored:  # never the number itself: the call row holds it
             ignored = list(incoming.identity_ignored)
             session.record(
@@ -217,6 +237,22 @@ class VoiceCall:
                 incoming.remote_address,
             )
         return session
+
+    def _write_back_earlier(self) -> None:
+        """If the database took this call's row, write what it refused for earlier calls."""
+        waiting = self.services.incomplete
+        if waiting and self.session is not None and self.session.complete:
+            waiting[:] = [session for session in waiting if not session.write_back()]
+
+    def _keep_record(self) -> None:
+        """What the database refused during this call is written now, or kept for later."""
+        if self.session is not None and not self.session.write_back():
+            self.services.incomplete.append(self.session)
+            log.error(
+                "call %s: its record is incomplete; it is written when the database takes "
+                "writes again (or closed as interrupted at the next start)",
+                self.call_id,
+            )
 
     async def _answered(self) -> bool:
         deadline = time.monotonic() + ANSWER_WAIT_SECONDS
@@ -370,10 +406,12 @@ class VoiceCall:
             if session is not None:
                 session.hang_up()
             return
-        with contextlib.suppress(Exception):
+        try:
             turn = session.fail_safe()
             await self._say_last(turn.say)
             await self._transfer(session, "internal-error")
+        except Exception as err:  # the last resort: logged; the call is hung up after it
+            log.exception("call %s: could not transfer after the failure: %s", self.call_id, err)
 
     def _record_timing(self) -> None:
         """Per-turn latency (last voiced caller frame → first reply frame sent) for the audit."""
@@ -421,16 +459,15 @@ class VoiceCall:
         if self.session is None:
             return
         audio = self._audio
-        with contextlib.suppress(Exception):
-            self.session.record(
-                CallEventType.MEDIA_STATS,
-                {
-                    "frames_in": audio.frames_in,
-                    "frames_out": audio.frames_out,
-                    "dropped_in": audio.dropped_frames,
-                    "late_out": audio.late_frames,
-                },
-            )
+        self.session.record(  # one the database refuses is logged and kept by the session
+            CallEventType.MEDIA_STATS,
+            {
+                "frames_in": audio.frames_in,
+                "frames_out": audio.frames_out,
+                "dropped_in": audio.dropped_frames,
+                "late_out": audio.late_frames,
+            },
+        )
 
 
 def _needs_reply(item: CallInput, talking: bool) -> bool:
