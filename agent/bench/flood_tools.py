@@ -156,7 +156,7 @@ def scan(folder: Path, tool: str, source: str, port: int, *options: str) -> Scan
         out = _text(err.stdout) + _text(err.stderr)
         return ScanResult(shown, source, None, [*_findings(out), f"stopped after {SCAN_SECONDS} s"])
     if "No module named 'sipvicious" in done.stderr:
-        return ScanResult(shown, source, None, ["not installed (requirements/sip-scan.txt)"])
+        return ScanResult(shown, source, None, ["not installed (scripts/setup --test installs it)"])
     return ScanResult(shown, source, done.returncode, _findings(done.stdout + done.stderr))
 
 
