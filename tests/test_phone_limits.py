@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from agent.dialog.policy import MAX_REPEATS
+from tests.heard import assert_heard, money_heard
 from tests.phone_agent import PhoneAgent
-from tests.test_phone_calls import CallResult, CsrQueue, call_args
+from tests.test_phone_calls import GREETING, LINK_SENT, TRANSFER, CallResult, CsrQueue, call_args
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -58,8 +59,9 @@ def call(agent: PhoneAgent, caller: str, *turns: str, pai: str | None = None) ->
     if pai is not None:
         args += ["--pai", pai]
     done = subprocess.run(args, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert records[-1]["failure"] is None, records
     return CallResult(records[:-1], records[-1], done.stderr)
 
 
@@ -69,10 +71,14 @@ def test_unattested_caller_hears_no_amount_yet_gets_the_link(agent: PhoneAgent) 
         agent, PRIYA, "I need to pay an invoice.", "The one for a hundred twenty nine fifty.",
         "dtmf:2", "dtmf:1", pai=pai,
     )  # fmt: skip
+    assert_heard(result.heard(0), *GREETING)
+    assert_heard(result.heard(1), "open invoices", "which one", "press its number")  # by position
+    assert_heard(result.heard(3), "second invoice", "secure link")
+    assert_heard(result.heard(4), *LINK_SENT)
     said = re.sub(r"[^a-z ]+", " ", result.agent_said)
-    assert "open invoices" in said and "second invoice" in said, said
     for word in ("dollar", "hundred", "cents", "fifty", "ninety", *MONTHS):
         assert word not in said.split(), (word, said)
+    assert money_heard(result.agent_said) == [], result.agent_said
     assert result.final["outcome"] == "link_sent"
     assert result.final["invoice"] == "INV-2163"  # the second, by keypad; not the amount said
     record = agent.call_record(result.final["sip_call_id"])
@@ -94,6 +100,13 @@ def test_star_pressed_too_often_hands_the_caller_to_a_person(
     assert result.final["outcome"] == "escalated"
     assert result.final["escalation_reason"] == "repeat-limit"
     assert result.final["transferred_to"] == csr.uri
+    # Dana is not attested either: the question names no amount; each * says it again.
+    assert_heard(result.heard(0), *GREETING)
+    for repeat in range(1, MAX_REPEATS + 2):
+        assert_heard(result.heard(repeat), "open invoice", "secure link")
+    assert_heard(result.heard(-1), *TRANSFER)
+    assert len(result.turns) == MAX_REPEATS + 3, result.turns
+    assert money_heard(result.agent_said) == [], result.agent_said
     record = agent.call_record(result.final["sip_call_id"])
     keys = [data for kind, data in record["events"] if kind == "caller-key"]
     assert [k["meaning"] for k in keys] == ["repeat"] * (MAX_REPEATS + 1)
@@ -110,7 +123,8 @@ def test_a_call_past_max_call_seconds_ends_with_a_goodbye(
     )  # fmt: skip
     try:
         result = call(agent, DANA, "silence:40")
-        assert "time limit" in result.agent_said, result.agent_said
+        assert_heard(result.heard(0), *GREETING)
+        assert_heard(result.heard(-1), "time limit", "end it now", "thanks for calling")
         assert result.final["hung_up_by"] == "agent"
         assert result.final["outcome"] == "completed"
         record = agent.call_record(result.final["sip_call_id"])

@@ -20,11 +20,12 @@ import pytest
 
 from agent.billing.models import Invoice, Payment, PaymentLink, SmsMessage
 from tests.conftest import free_port
+from tests.heard import assert_amount_heard, assert_heard
 from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage
 from tests.phone_agent import PhoneAgent
 from tests.sms_agent import payment_text
 from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn, sign
-from tests.test_phone_calls import place_call
+from tests.test_phone_calls import GREETING, ONE_INVOICE, place_call
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -82,7 +83,11 @@ def test_a_paid_call_texts_the_link_and_the_link_takes_the_payment(
     call = place_call(agent, DANA, "I'd like to pay my bill", "yes")
 
     assert call.final["outcome"] == "link_sent", call.agent_said
-    assert "i've texted" in call.turns[-1]["agent"].lower()  # said once Kannel took it
+    assert_heard(call.heard(0), *GREETING)
+    assert_heard(call.heard(1), *ONE_INVOICE)
+    assert_amount_heard(call.heard(1), "285")
+    # "Done. I've texted ...": said once Kannel took the text (else "queued").
+    assert_heard(call.heard(-1), "i've texted", "secure payment link", "thanks for calling")
     [text] = kannel.wait_for_messages(1)
     url = LINK.search(text.text)
     assert url is not None, text

@@ -305,6 +305,7 @@ def test_scripted_call_speaks_presses_records_and_reports(
         "transfer_answered": None,
         "hung_up_by": "agent",
         "sip_call_id": incoming.sip_call_id,
+        "failure": None,
     }
 
     # What the answering side got: the caller ID, the words, the key.
@@ -380,6 +381,53 @@ def test_barge_in_dtmf_by_sip_info_and_a_blind_transfer(
     assert lines[-1].startswith("-- call ended: unknown (")
     assert f"transferred_to {desk}" in lines[-1] and "transfer answered" in lines[-1]
     assert "no database file" in result.stderr  # the config's database does not exist here
+
+
+@pytest.mark.timeout(120)
+def test_an_agent_that_goes_quiet_fails_the_test_call(
+    config: Path, prompts: dict[str, bytes]
+) -> None:
+    """The answering side greets, hears the caller's turn, then says nothing (its RTP goes
+    on: silence): no prompt within --turn-timeout is a failure, with the reason reported."""
+
+    async def answering(side: Side) -> IncomingCall:
+        incoming = await side.answer()
+        await side.say(incoming.call_id, prompts[GREETING])
+        await side.hear_utterance(incoming.call_id)
+        await side.expect(CallEnded)  # the caller gives up and hangs up
+        return incoming
+
+    async def body() -> tuple[subprocess.CompletedProcess[str], IncomingCall]:
+        side = await start_side()
+        try:
+            answered = asyncio.create_task(answering(side))
+            result = await place_call(
+                config,
+                "--to", f"sip:agent@127.0.0.1:{side.endpoint.bound_port}",
+                "--from", CALLER,
+                "--say", "I would like to pay my bill",
+                "--say", "yes",
+                "--turn-timeout", "3",
+                "--json",
+            )  # fmt: skip
+            incoming = await asyncio.wait_for(answered, 10)
+        finally:
+            await side.close()
+        return result, incoming
+
+    result, incoming = run(body)
+    assert result.returncode == 1, result.stderr
+    *turns, final = json_lines(result.stdout)
+    message = "no agent prompt within 3 s after turn 1 (I would like to pay my bill)"
+    assert final["failure"] == {"code": "no-agent-prompt", "after_turn": 1, "message": message}
+    assert (final["hung_up_by"], final["sip_call_id"]) == ("caller", incoming.sip_call_id)
+    # The greeting was heard and answered; the script stopped where the reply did not come.
+    assert [t["caller"] for t in turns] == ["I would like to pay my bill", None]
+    assert {"how", "can", "help"} <= words(turns[0]["agent"]), turns
+    assert turns[0]["note"] is None and turns[1]["note"] == message
+    assert turns[1]["agent"] == "" and turns[1]["agent_seconds"] == 0.0
+    assert f"voice-agent: error: {message}" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --- calls that do not happen --------------------------------------------------------------

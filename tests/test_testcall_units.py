@@ -1,5 +1,6 @@
-"""The parts of `voice-agent test-call` that need no call: --say specs, prompt ends, the
-listener, transcription cuts, options and output."""
+"""The parts of `voice-agent test-call` that need no agent: --say specs, prompt ends, the
+listener, the script's failures (on a scripted far end, in audio time), transcription cuts,
+options and output; and one real call to SIPp answering with silence, which must fail."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import argparse
 import asyncio
 import io
 import json
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,17 +30,27 @@ from agent.testcall.command import (
 from agent.testcall.listener import Listener
 from agent.testcall.prepare import prepare_audio
 from agent.testcall.prompts import PromptDetector, PromptEvent, PromptSettings
-from agent.testcall.report import AgentTurn, CallReport, ReportPrinter
+from agent.testcall.report import AgentTurn, CallFailure, CallReport, ReportPrinter
+from agent.testcall.script import AgentSegment, CallState, Conversation, ScriptSettings
 from agent.testcall.turns import (
     Dtmf,
     Hangup,
     PlayWav,
     Say,
     Silence,
+    Turn,
     TurnSpecError,
     describe,
     parse_turn,
     parse_turns,
+)
+from tests.conftest import VOICE_AGENT
+from tests.heard import (
+    assert_amount_heard,
+    assert_heard,
+    assert_not_heard,
+    money_heard,
+    words_heard,
 )
 
 # --- --say specs ---------------------------------------------------------------------------
@@ -201,6 +216,213 @@ def test_listener_keeps_every_frame_and_loses_no_prompt_event() -> None:
     assert (frames, speech) == (30, 10)
 
 
+# --- the script: a prompt that does not come fails the call ---------------------------------
+
+PROMPT = PromptSettings(silence_seconds=0.2, start_seconds=0.04, timeout_seconds=1.0)
+
+
+@dataclass
+class ScriptedAgent:
+    """The far end of a call on a timeline in audio time (a frame every millisecond: 20 times
+    real time): says ``greeting`` seconds of speech at the answer, then for each key pressed
+    what ``replies`` gives (seconds of speech, then "hangup" or nothing); silence otherwise.
+    ``sends_audio=False``: no frame at all, as from a peer whose media never flows."""
+
+    audio: CallAudio
+    state: CallState
+    greeting: float = 0.5
+    replies: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+    sends_audio: bool = True
+    keys: list[str] = field(default_factory=list)
+    _speech: int = 0
+    _then: str | None = None
+
+    async def run(self) -> None:
+        self._speech = round(self.greeting / FRAME)
+        while self.sends_audio and not self.audio.closed:
+            self.audio.push_received(LOUD if self._speech > 0 else QUIET)
+            if self._speech > 0:
+                self._speech -= 1
+            elif self._then == "hangup":  # the agent's BYE: the audio stops, the call ends
+                self._end("agent")
+            await asyncio.sleep(0.001)
+
+    async def send_dtmf(self, digits: str, *, info: bool = False) -> None:
+        self.keys.append(digits)
+        seconds, then = self.replies.get(digits, (0.0, None))
+        self._speech, self._then = round(seconds / FRAME), then
+
+    async def hangup(self) -> None:
+        self._end("caller")
+
+    def _end(self, by: str) -> None:
+        if not self.state.ended.is_set():
+            self.state.hung_up_by = by
+            self.state.ended.set()
+            self.state.interrupted.set()
+        self.audio.close()
+
+
+def converse(
+    turns: list[Turn], end_timeout: float = 0.3, prompt: PromptSettings = PROMPT, **agent: object
+) -> tuple[Conversation, list[AgentSegment], ScriptedAgent]:
+    async def body() -> tuple[Conversation, list[AgentSegment], ScriptedAgent]:
+        audio = CallAudio(asyncio.get_running_loop(), inbox_frames=100_000)
+        state = CallState()
+        far = ScriptedAgent(audio, state, **agent)  # type: ignore[arg-type]
+        listener = Listener(audio, LevelVad())
+        tasks = [asyncio.create_task(far.run()), asyncio.create_task(listener.run())]
+        settings = ScriptSettings(prompt=prompt, end_timeout=end_timeout)
+        conversation = Conversation(far, listener, state, settings)  # type: ignore[arg-type]
+        segments = await asyncio.wait_for(conversation.run(turns, [None] * len(turns)), 20)
+        audio.close()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return conversation, segments, far
+
+    return asyncio.run(body())
+
+
+def test_an_agent_silent_after_a_turn_fails_the_call_there() -> None:
+    conversation, segments, far = converse(
+        [Dtmf("1"), Dtmf("2")],
+        replies={"1": (0.0, None)},  # the agent says nothing to "1"
+    )
+    assert conversation.failure == CallFailure(
+        "no-agent-prompt", 1, "no agent prompt within 1 s after turn 1 ([dtmf 1])"
+    )
+    assert far.keys == ["1"]  # the script stopped there: "2" was never pressed
+    assert conversation.state.hung_up_by == "caller"
+    assert [(s.caller, s.note) for s in segments] == [
+        (Dtmf("1"), None),
+        (None, "no agent prompt within 1 s after turn 1 ([dtmf 1])"),
+    ]
+
+
+def test_no_reply_after_the_last_turn_fails_the_call_too() -> None:
+    conversation, _segments, far = converse(
+        [Dtmf("1"), Dtmf("2")], replies={"1": (0.4, None)}, end_timeout=0.2
+    )
+    assert far.keys == ["1", "2"]
+    assert conversation.failure == CallFailure(
+        "no-agent-prompt", 2, "no agent prompt within 1 s after turn 2 ([dtmf 2])"
+    )
+
+
+def test_a_far_end_sending_no_audio_fails_at_the_greeting() -> None:
+    conversation, segments, far = converse([Dtmf("1")], sends_audio=False)
+    assert conversation.failure == CallFailure(
+        "no-agent-prompt", 0, "no audio from the agent within 1 s after the answer"
+    )
+    assert far.keys == [] and [s.caller for s in segments] == [None]
+
+
+def test_a_prompt_that_never_ends_fails_the_call() -> None:
+    endless = PromptSettings(silence_seconds=0.2, start_seconds=0.04, max_prompt_seconds=2)
+    conversation, _segments, far = converse([Dtmf("1")], prompt=endless, greeting=60.0)
+    assert conversation.failure == CallFailure(
+        "prompt-too-long", 0, "the agent's prompt after the answer went on for over 2 s"
+    )
+    assert far.keys == []
+
+
+def test_the_agent_ending_the_call_is_no_failure() -> None:
+    # It answers "1", then says its goodbye to "2" and hangs up: the script ended normally.
+    goodbye = {"1": (0.4, None), "2": (0.3, "hangup")}
+    conversation, segments, far = converse([Dtmf("1"), Dtmf("2")], replies=goodbye)
+    assert conversation.failure is None
+    assert (far.keys, conversation.state.hung_up_by) == (["1", "2"], "agent")
+    assert [s.note for s in segments] == [None, None, None]
+    # Hanging up in the middle of the script (before turn 2's moment) is the agent's call too.
+    conversation, segments, far = converse([Dtmf("1"), Dtmf("2")], replies={"1": (0.3, "hangup")})
+    assert conversation.failure is None and far.keys == ["1"]
+    # And so is a script that ends with the caller hanging up.
+    conversation, segments, far = converse([Dtmf("1"), Hangup()], replies={"1": (0.3, None)})
+    assert conversation.failure is None and conversation.state.hung_up_by == "caller"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.timeout(60)
+def test_test_call_to_a_peer_that_answers_and_says_nothing_exits_1(tmp_path: Path) -> None:
+    """SIPp's built-in UAS answers (200 OK with SDP), sends no audio, waits for the BYE."""
+    port = free_udp_port()
+    sipp = subprocess.Popen(
+        ["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin",
+         "-timeout", "50"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        config = tmp_path / "agent.toml"
+        config.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "agent.db"}"\n')
+        done = subprocess.run(
+            [VOICE_AGENT, "--config", str(config), "test-call",
+             "--to", f"sip:agent@127.0.0.1:{port}", "--from", "+14165550123",
+             "--say", "dtmf:1", "--turn-timeout", "2", "--no-transcript", "--json"],
+            capture_output=True, text=True, timeout=45, check=False,
+        )  # fmt: skip
+        assert sipp.wait(timeout=20) == 0, sipp.stderr.read() if sipp.stderr else ""
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
+            sipp.wait()
+    assert done.returncode == 1, done.stderr
+    *turns, final = [json.loads(line) for line in done.stdout.splitlines()]
+    message = "no agent prompt within 2 s after the answer"
+    assert final["failure"] == {"code": "no-agent-prompt", "after_turn": 0, "message": message}
+    assert final["hung_up_by"] == "caller" and final["sip_call_id"]
+    assert turns == [{"agent": None, "caller": None, "agent_seconds": 0.0, "note": message}]
+    assert f"voice-agent: error: {message}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- checks on the transcript (tests/heard.py) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("heard", "amounts"),
+    [
+        ("I see one open invoice for $285 from November 12.", ["285"]),
+        ("I see one open invoice for $285, from November 1st.", ["285"]),
+        ("$285 and 50 cents", ["285.50"]),
+        ("$285.50, $285.01", ["285.50", "285.01"]),
+        ("two hundred eighty-five dollars and fifty cents", ["285.50"]),
+        ("two hundred and eighty five dollars", ["285"]),
+        ("285 dollars and 5 cents", ["285.05"]),
+        ("one hundred twenty nine Canadian dollars and fifty cents", ["129.50"]),
+        ("$129.80 and 50 cents", ["130.30"]),  # Whisper's "Canadian": not $129.50
+        ("fifty cents", ["0.50"]),
+        ("$1,250.50 dollars", ["1250.50"]),
+        ("ending in 0123. The link works for 24 hours.", []),
+        ("twenty nine fifty dollars", []),  # not one number: no amount read
+    ],
+)
+def test_money_heard_reads_each_amount_whole(heard: str, amounts: list[str]) -> None:
+    assert money_heard(heard) == [Decimal(a) for a in amounts]
+
+
+def test_an_amount_check_wants_the_exact_amount() -> None:
+    assert_amount_heard("I see one open invoice for $285 from November 12.", "285")
+    for wrong in ("for $285 and 50 cents", "two hundred eighty-five dollars and fifty cents",
+                  "for $285.50", "for $2,850", "for $285 or $290", "no amount at all"):  # fmt: skip
+        with pytest.raises(AssertionError):
+            assert_amount_heard(wrong, "285")
+
+
+def test_words_heard_are_whole_words_in_order() -> None:
+    said = "I've texted a secure payment link. Thanks for calling, Maple Leaf! Goodbye."
+    assert_heard(said, "i've texted", "secure payment link", "thanks for calling", "goodbye")
+    assert words_heard(said, "Maple Leaf") and not words_heard(said, "payment secure")
+    assert not words_heard(said, "text") and not words_heard(None, "goodbye")
+    assert_not_heard(said, "open invoice", "bye")
+    with pytest.raises(AssertionError, match="not heard"):
+        assert_heard(said, "how can i help")
+
+
 # --- where long agent turns are cut ---------------------------------------------------------
 
 
@@ -236,6 +458,18 @@ def test_long_turns_are_cut_at_the_longest_pause() -> None:
     #                 words  short  words  long pause  words  short  words
     pattern = flags("####" + "." + "###" + "....." + "###" + ".." + "####")
     assert speech_chunks(pattern, max_frames=15) == [(0, 8), (13, 22)]
+
+
+def test_a_long_pause_separates_two_prompts() -> None:
+    # A barged-into greeting's first words, a long pause, then the answer: two chunks, even
+    # though both fit in one; short pauses (between sentences) are not cut.
+    pattern = flags("###" + "." * 6 + "####" + ".." + "###")
+    assert speech_chunks(pattern, max_frames=100) == [(0, 18)]
+    assert speech_chunks(pattern, max_frames=100, pause_frames=5) == [(0, 3), (9, 18)]
+    assert speech_chunks(pattern, max_frames=100, pad_frames=1, pause_frames=5) == [
+        (0, 4),
+        (8, 18),
+    ]
 
 
 def test_speech_longer_than_a_chunk_is_cut_hard() -> None:
@@ -330,6 +564,24 @@ def test_report_plain_and_json() -> None:
     assert set(lines[-1]) >= {
         "outcome", "invoice", "sms_to", "escalation_reason", "transferred_to", "hung_up_by",
     }  # fmt: skip
+    assert lines[-1]["failure"] is None  # the call went as scripted
+
+
+def test_report_of_a_failed_call() -> None:
+    failure = CallFailure("no-agent-prompt", 1, "no agent prompt within 20 s after turn 1 (yes)")
+    report = CallReport(None, None, None, None, None, None, "caller", "abc", failure)
+    plain, as_json = io.StringIO(), io.StringIO()
+    ReportPrinter(plain, False).summary(report)
+    ReportPrinter(as_json, True).summary(report)
+    assert plain.getvalue().splitlines() == [
+        "-- call ended: unknown (hung up by caller)",
+        "-- call failed: no agent prompt within 20 s after turn 1 (yes)",
+    ]
+    assert json.loads(as_json.getvalue())["failure"] == {
+        "code": "no-agent-prompt",
+        "after_turn": 1,
+        "message": "no agent prompt within 20 s after turn 1 (yes)",
+    }
 
 
 def test_pace_slows_or_quickens_the_callers_synthesised_words() -> None:

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--prompt-silence", type=float, default=1.0, metavar="SECONDS",
         help="silence that ends an agent prompt (default 1.0)")  # fmt: skip
     add("--turn-timeout", type=float, default=20.0, metavar="SECONDS",
-        help="longest wait for an agent prompt (default 20)")  # fmt: skip
+        help="longest wait for an agent prompt to start (default 20); none by then: "
+        "exit 1, the reason in the report")  # fmt: skip
     add("--answer-timeout", type=float, default=15.0, metavar="SECONDS",
         help="longest wait for the call to be answered (default 15)")  # fmt: skip
     add("--end-timeout", type=float, default=20.0, metavar="SECONDS",

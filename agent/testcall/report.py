@@ -3,7 +3,10 @@
 Plain text: ``agent: ...`` and ``caller: ...`` lines, then
 ``-- call ended: <outcome> (invoice ..., sms_to ..., ...)``, as ``voice-agent chat`` ends.
 With ``--json``: one object per agent turn, ``{"agent", "caller", "agent_seconds", "note"}``,
-then one final object with the outcome (the keys of ``CallReport``).
+then one final object with the outcome (the keys of ``CallReport``). A call that did not go
+as scripted (``CallFailure``: an agent prompt never came) adds a ``-- call failed: ...`` line,
+or, in JSON, ``"failure": {"code", "after_turn", "message"}`` (null when the call went as
+scripted); ``voice-agent test-call`` then exits 1.
 """
 
 from __future__ import annotations
@@ -29,6 +32,19 @@ class AgentTurn:
 
 
 @dataclass(frozen=True)
+class CallFailure:
+    """Why a call that was answered did not go as scripted (the command then exits 1)."""
+
+    code: str
+    """``"no-agent-prompt"``: the agent said nothing (or sent no audio) within the turn
+    timeout; ``"prompt-too-long"``: its prompt did not end within ``max_prompt_seconds``."""
+    after_turn: int
+    """How many caller turns had been played when the prompt was missed (0: the greeting)."""
+    message: str
+    """For people: "no agent prompt within 20 s after turn 2 ([dtmf 1])"."""
+
+
+@dataclass(frozen=True)
 class CallReport:
     """How the call ended. ``outcome``..``escalation_reason`` come from the agent's database."""
 
@@ -42,6 +58,8 @@ class CallReport:
     hung_up_by: str | None
     """Who ended the call: "agent" or "caller"."""
     sip_call_id: str
+    failure: CallFailure | None = None
+    """Set when the call did not go as scripted; None when it did."""
 
 
 class ReportPrinter:
@@ -77,4 +95,6 @@ class ReportPrinter:
             self.out.write(
                 f"-- call ended: {outcome}" + (f" ({', '.join(details)})" if details else "") + "\n"
             )
+            if report.failure is not None:
+                self.out.write(f"-- call failed: {report.failure.message}\n")
         self.out.flush()

@@ -11,8 +11,10 @@ Order of work, chosen so that the call itself is timed like a real caller's:
    for the CPU with the agent under test), the recording written, the agent's database
    asked for the outcome, and the report printed.
 
-Exit status: 0 once the call was answered, whatever its outcome; ``CallSetupError`` (exit 1)
-when it was refused or never answered.
+Exit status: 0 once the call was answered and went as scripted, whatever its outcome (the
+agent may end or transfer it at any point); 1 when it was refused or never answered
+(``CallSetupError``, nothing printed on stdout), or when an agent prompt did not come within
+the turn timeout (the report is printed, with the reason in ``failure``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from agent.testcall.listener import Listener
 from agent.testcall.options import CallerOptions
 from agent.testcall.outcome import CallOutcome, find_outcome
 from agent.testcall.prepare import prepare_audio
-from agent.testcall.report import AgentTurn, CallReport, ReportPrinter
+from agent.testcall.report import AgentTurn, CallFailure, CallReport, ReportPrinter
 from agent.testcall.script import AgentSegment, CallState, Conversation, ScriptSettings, follow
 from agent.testcall.transcribe import load_transcriber, speech_seconds, transcribe_segment
 from agent.testcall.turns import describe
@@ -118,7 +120,10 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
     printer = ReportPrinter(out, options.as_json)
     for segment, text in zip(segments, texts, strict=True):
         printer.turn(_agent_turn(listener, segment, text))
-    printer.summary(_report(outcome, state, sip_call_id))
+    printer.summary(_report(outcome, state, sip_call_id, conversation.failure))
+    if conversation.failure is not None:
+        print(f"voice-agent: error: {conversation.failure.message}", file=err)
+        return 1
     return 0
 
 
@@ -156,7 +161,9 @@ def _agent_turn(listener: Listener, segment: AgentSegment, text: str | None) -> 
     )
 
 
-def _report(outcome: CallOutcome, state: CallState, sip_call_id: str) -> CallReport:
+def _report(
+    outcome: CallOutcome, state: CallState, sip_call_id: str, failure: CallFailure | None
+) -> CallReport:
     transferred = state.transferred_to is not None
     return CallReport(
         outcome=outcome.outcome,
@@ -167,4 +174,5 @@ def _report(outcome: CallOutcome, state: CallState, sip_call_id: str) -> CallRep
         transfer_answered=state.transfer_answered if transferred else None,
         hung_up_by=state.hung_up_by or "caller",
         sip_call_id=sip_call_id,
+        failure=failure,
     )

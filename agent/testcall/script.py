@@ -5,10 +5,14 @@ races against); ``Conversation.run()`` walks the turns:
 
 - a normal turn waits for the agent's prompt to end (``PromptEvent.ENDED``); a ``barge:``
   turn waits for it to *start*, then ``barge_delay`` seconds more;
-- no prompt within the timeout: a note is kept and the script goes on;
+- no prompt within the timeout (no speech, no audio at all, or a prompt that never ends):
+  the call did not go as scripted. ``Conversation.failure`` says why and after which turn,
+  the script stops there and hangs up (the command then exits 1). A call the agent ends or
+  transfers meanwhile is not a failure: that is the agent's decision, for the test to judge;
 - the agent's turn ``i`` is the audio received between the starts of caller turns ``i-1``
   and ``i`` (frames ``[start, end)`` of the ``Listener``); the last one runs to the end;
-- after the last turn the agent gets ``end_timeout`` seconds to answer and hang up;
+- after the last turn the agent gets ``end_timeout`` seconds to answer and hang up; its
+  answer must start within the turn timeout, as any prompt's, unless it ends the call;
 - a REFER stops the script (the agent handed the call over): the new call gets
   ``transfer_timeout`` to be answered, stays up ``transfer_linger``, then everything hangs up;
   if it fails, the original call goes on (the agent may say more) until the agent hangs up.
@@ -32,11 +36,18 @@ from agent.sip.caller_events import (
 )
 from agent.testcall.listener import Listener
 from agent.testcall.prompts import PromptEvent, PromptSettings
-from agent.testcall.turns import Dtmf, Hangup, PlayWav, Say, Silence, Turn
+from agent.testcall.report import CallFailure
+from agent.testcall.turns import Dtmf, Hangup, PlayWav, Say, Silence, Turn, describe
 
 T = TypeVar("T")
 
 _POLL_SECONDS = 0.02
+
+_SETTLE_SECONDS = 2.0
+"""When the call's audio stops, how long the SIP event that ended the call may take."""
+
+NO_PROMPT = "no-agent-prompt"
+PROMPT_TOO_LONG = "prompt-too-long"
 
 
 @dataclass
@@ -116,29 +127,35 @@ class Conversation:
         self.state = state
         self.settings = settings
         self.notes: list[str] = []
+        self.failure: CallFailure | None = None
+        """Set when an agent prompt did not come: the script stopped there."""
 
     async def run(self, turns: list[Turn], audio: list[bytes | None]) -> list[AgentSegment]:
         """The agent's turns; ``audio[i]`` is the 16 kHz PCM of turn ``i`` (text and WAV)."""
         segments: list[AgentSegment] = []
         start = 0
         hung_up = False
-        for turn, pcm in zip(turns, audio, strict=True):
+        for index, (turn, pcm) in enumerate(zip(turns, audio, strict=True)):
             if self.state.interrupted.is_set():
                 break
-            note = await self._wait_for_moment(turn)
-            if self.state.interrupted.is_set():
+            self.failure = await self._wait_for_moment(turn, index, _after(turns, index))
+            if self.state.interrupted.is_set() or self.failure is not None:
                 break
-            segments.append(AgentSegment(start, self.listener.frames, turn, note))
+            segments.append(AgentSegment(start, self.listener.frames, turn))
             start = self.listener.frames
             await self._perform(turn, pcm)
             hung_up = isinstance(turn, Hangup)
-        if not hung_up:
-            await self._finish()
-            segments.append(AgentSegment(start, self.listener.frames, None))
+        if self.failure is not None:
+            await self._hang_up()
+        elif not hung_up:
+            await self._finish(len(turns), _after(turns, len(turns)))
+        if self.failure is not None or not hung_up:
+            note = self.failure.message if self.failure is not None else None
+            segments.append(AgentSegment(start, self.listener.frames, None, note))
         return segments
 
-    async def _wait_for_moment(self, turn: Turn) -> str | None:
-        """Wait for the agent's prompt to end (or start, for barge-in); a note on timeout.
+    async def _wait_for_moment(self, turn: Turn, index: int, after: str) -> CallFailure | None:
+        """Wait for the agent's prompt to end (or start, for barge-in); why it did not come.
 
         The waits are bounded by wall time too, in case the agent sends no audio at all."""
         p = self.settings.prompt
@@ -150,24 +167,35 @@ class Conversation:
             delay = max(0.0, self.settings.barge_delay - p.start_seconds)
             await self._until(self.listener.wait_frames(delay), delay + 2)
             return None
-        prompt_started = event is PromptEvent.STARTED
-        if prompt_started:
-            ended = frozenset({PromptEvent.ENDED, PromptEvent.TIMED_OUT})
-            limit = p.max_prompt_seconds + p.silence_seconds + 2
-            event = await self._until(self.listener.next_event(ended), limit)
-            if event is PromptEvent.ENDED:
-                return None
+        if event is not PromptEvent.STARTED:
+            return await self._no_prompt(event, index, after)
+        ended = frozenset({PromptEvent.ENDED, PromptEvent.TIMED_OUT})
+        limit = p.max_prompt_seconds + p.silence_seconds + 2
+        event = await self._until(self.listener.next_event(ended), limit)
+        if event is PromptEvent.ENDED or self.state.interrupted.is_set():
+            return None
+        if event is PromptEvent.TIMED_OUT:
+            message = f"the agent's prompt {after} went on for over {p.max_prompt_seconds:g} s"
+            return CallFailure(PROMPT_TOO_LONG, index, message)
+        return await self._no_prompt(event, index, after)
+
+    async def _no_prompt(
+        self, event: PromptEvent | None, index: int, after: str
+    ) -> CallFailure | None:
+        """The failure of a prompt that did not come (``event``: TIMED_OUT, or None when the
+        audio stopped or the wall-time bound ran out); None if the call ended meanwhile."""
+        if self.listener.finished:  # the audio closes as the call ends: wait for the BYE
+            await self._until(self.state.interrupted.wait(), _SETTLE_SECONDS, interruptible=False)
         if self.state.interrupted.is_set():
             return None
-        if event is None:
-            stopped = self.listener.finished
-            note = "the call's audio stopped" if stopped else "no audio from the agent"
-        elif prompt_started:
-            note = f"the agent's prompt went on for over {p.max_prompt_seconds:g} s"
+        seconds = self.settings.prompt.timeout_seconds
+        if event is PromptEvent.TIMED_OUT:
+            what = f"no agent prompt within {seconds:g} s"
+        elif self.listener.finished:
+            what = "the call's audio stopped before an agent prompt"
         else:
-            note = f"no agent prompt within {p.timeout_seconds:g} s"
-        self.notes.append(note + "; going on")
-        return note + "; going on"
+            what = f"no audio from the agent within {seconds:g} s"
+        return CallFailure(NO_PROMPT, index, f"{what} {after}")
 
     async def _perform(self, turn: Turn, pcm: bytes | None) -> None:
         audio = self.caller.audio
@@ -189,10 +217,27 @@ class Conversation:
         else:
             await self._hang_up()
 
-    async def _finish(self) -> None:
-        """After the script: let the agent end the call, or settle a transfer; hang up."""
+    async def _finish(self, index: int, after: str) -> None:
+        """After the script: let the agent answer and end the call, or settle a transfer;
+        hang up. An agent that neither speaks within the turn timeout nor ends the call
+        sets ``failure``."""
         s = self.settings
+        self.listener.arm(s.prompt)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         await self._until(self.state.interrupted.wait(), s.end_timeout)
+        if not self.state.interrupted.is_set():
+            left = max(0.0, s.prompt.timeout_seconds - (loop.time() - began))
+            started = frozenset({PromptEvent.STARTED, PromptEvent.TIMED_OUT})
+            event = await self._until(self.listener.next_event(started), left + 2)
+            if event is not PromptEvent.STARTED:
+                self.failure = await self._no_prompt(event, index, after)
+        if self.failure is None:
+            await self._settle(s)
+        await self._hang_up()
+
+    async def _settle(self, s: ScriptSettings) -> None:
+        """A transfer: its answer, or the agent's end of the call when it failed."""
         if self.state.transferred_to is not None:
             settled = self.state.transfer_settled.wait()
             await self._until(settled, s.transfer_timeout, interruptible=False)
@@ -204,7 +249,6 @@ class Conversation:
             self.notes.append(
                 f"the agent did not hang up within {s.end_timeout:g} s of the last turn; hanging up"
             )
-        await self._hang_up()
 
     async def _hang_up(self) -> None:
         """Hang up every call still up and wait (briefly) for the dialled one to end."""
@@ -231,3 +275,11 @@ class Conversation:
             return task.result()
         task.cancel()
         return None
+
+
+def _after(turns: list[Turn], index: int) -> str:
+    """Where in the script the prompt awaited before turn ``index`` comes: "after the
+    answer", "after turn 2 ([dtmf 1])"."""
+    if index == 0:
+        return "after the answer"
+    return f"after turn {index} ({describe(turns[index - 1])})"

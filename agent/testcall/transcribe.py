@@ -2,8 +2,9 @@
 
 ``transcribe()`` of ``FasterWhisperTranscriber`` takes at most 30 s; an agent turn can be
 longer, so its speech is grouped into chunks of at most ``MAX_CHUNK_SECONDS`` by
-``agent.testcall.chunks`` (cut only between stretches of speech), each transcribed alone,
-and the texts joined. A turn without speech is "".
+``agent.testcall.chunks`` (cut only between stretches of speech, and at every pause of
+``PAUSE_SECONDS``: one prompt per chunk), each transcribed alone, and the texts joined. A
+turn without speech is "".
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ MAX_CHUNK_SECONDS = 25.0
 PAD_SECONDS = 0.3
 """Context kept around each piece's speech."""
 
+PAUSE_SECONDS = 1.0
+"""A silence this long separates two prompts, each transcribed alone (Piper's pauses between
+sentences are 0.3-0.6 s; ``--prompt-silence`` is 1 s by default)."""
+
 
 def load_transcriber(
     settings: AsrSettings, model: Literal["base", "tiny.en"] | None, cache_dir: Path
@@ -38,7 +43,10 @@ def transcribe_segment(transcriber: Transcriber, listener: Listener, seg: AgentS
     """What the agent said in ``seg``. Blocking."""
     flags = listener.speech[seg.start : seg.end]
     pieces = speech_chunks(
-        flags, round(MAX_CHUNK_SECONDS / FRAME_SECONDS), round(PAD_SECONDS / FRAME_SECONDS)
+        flags,
+        round(MAX_CHUNK_SECONDS / FRAME_SECONDS),
+        round(PAD_SECONDS / FRAME_SECONDS),
+        round(PAUSE_SECONDS / FRAME_SECONDS),
     )
     samples = listener.samples(seg.start, seg.end)
     texts = []
