@@ -479,7 +479,7 @@ class AsrSettings:
     """Turns transcribed at once, each on one CPU thread; 0 = one per core, at most 4.
     Measured on 2 cores with base: a burst of four phone turns was done in 317 ms p50 by two
     single-threaded workers against 525 ms by one two-threaded worker, and one turn alone
-    took 103 against 115 ms (README, Performance)."""
+    took 103 against 115 ms (docs/performance.md, Whisper workers)."""
 
     endpoint_silence_ms: int = field(default=350, metadata=between(100, 2000))
     """Silence that ends the caller's turn. 350, measured: at 250 ms, 16 of 30 Piper-voiced
@@ -491,7 +491,7 @@ class AsrSettings:
     """Silence after which Whisper starts on the turn so far, before the endpoint (at most
     ``endpoint_silence_ms``). Its result is used if the caller stays silent. Measured with
     base, one call: 100 ms left the caller waiting ~125 ms for Whisper after the endpoint,
-    40 ms ~40 ms, with no measurable loss of accuracy (README, Performance); a caller who
+    40 ms ~40 ms, with no measurable loss of accuracy (docs/performance.md); a caller who
     speaks again only costs the thrown-away run."""
 
     no_input_timeout_seconds: float = field(default=8.0, metadata=between(1, 60))

@@ -1,1 +1,2 @@
-"""Benchmarks (run by scripts/bench-*): figures for the README, never timing assertions."""
+"""Benchmarks (scripts/bench-*, scripts/soak, scripts/sip-flood): figures for docs/, never
+timing assertions."""

@@ -40,7 +40,7 @@ from agent.bench.machine import describe, percentile
 from agent.paths import PROJECT_ROOT
 from agent.tts import PiperSynthesizer
 
-# --- the early endpoint's text check, as tried (not used by the agent: see README) -------
+# --- the early endpoint's text check, as tried (not used: see docs/performance.md) ---------
 CONTINUING_WORDS = frozenset(
     """
     a an the my our your his her their this these those some any another every no
