@@ -41,6 +41,8 @@ def write_config(folder: Path, nlu_url: str, extra: str = "") -> tuple[Path, int
         f'[sip]\nport = {sip_port}\nallowed_networks = ["{ALLOWED}/32"]\n'
         f"[web]\nport = {free_port(socket.SOCK_STREAM)}\n"
         f'[sms]\nbody_key_file = "{folder / "var" / "outbox.key"}"\n'
+        # Scripted callers pay from one demo number all along (the highest cap: 50 a day).
+        "max_payment_texts_per_number_per_day = 50\n"
     )
     if "[asr]" not in extra:
         sections += '[asr]\nmodel = "tiny.en"\n'
