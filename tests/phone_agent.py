@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, SmsMessage
 from tests.conftest import VOICE_AGENT, free_port, sqlite_database, write_config
 
@@ -35,6 +36,35 @@ def free_udp_port() -> int:
             except OSError:
                 continue
             return port
+
+
+def free_media_port() -> int:
+    """An even UDP port with the next three free too (SIPp binds audio RTP/RTCP and video)."""
+    while True:
+        port = free_udp_port() & ~1
+        taken: list[socket.socket] = []
+        try:
+            for offset in range(4):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                taken.append(s)
+                s.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+        return port
+
+
+def wait_for_greeting(agent: PhoneAgent, limit_s: float = 60) -> None:
+    """Until the agent has started greeting a caller (its first words are in the audit)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        with agent.database():
+            if CallEvent.select().where(CallEvent.type == CallEventType.AGENT_SAID).exists():
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the agent never greeted the caller:\n{agent.log_tail()}")
 
 
 @dataclass

@@ -11,9 +11,10 @@ from types import TracebackType
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``; ``stop()`` closes it and every connection."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, port: int = 0) -> None:
+        """``port``: the one to listen on (default: any free one)."""
         self.target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", port))
         self.port: int = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()

@@ -36,8 +36,8 @@ from agent.config import Config
 from agent.dialog.session import ConversationSession, make_policy
 from agent.sms.outbox import Outbox
 from tests.heard import assert_heard
-from tests.phone_agent import PhoneAgent
-from tests.test_phone_calls import GREETING, TRANSFER, CsrQueue, call_args, wait_for_greeting
+from tests.phone_agent import PhoneAgent, wait_for_greeting
+from tests.test_phone_calls import GREETING, TRANSFER, CsrQueue, call_args
 from tests.test_session import TODAY, RecordingGateway, ScriptedParser
 
 pytestmark = [

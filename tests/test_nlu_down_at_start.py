@@ -22,11 +22,9 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -41,6 +39,7 @@ from agent.nlu.server import model_path
 from agent.nlu.supervisor import NluState, NluSupervisor, change_message, restart_delay
 from tests.conftest import VOICE_AGENT, free_port
 from tests.phone_agent import PhoneAgent, free_udp_port
+from tests.tcp_proxy import TcpProxy
 
 TRANSFER_WORDS = "transfer you to a member of our team"
 CSR_ANSWERS = Path(__file__).with_name("sipp") / "csr_answers.xml"
@@ -73,55 +72,6 @@ def csr_queue(folder: Path) -> tuple[str, subprocess.Popen[str]]:
 
 def words(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]+", " ", text.lower())
-
-
-class PortForwarder:
-    """Forwards 127.0.0.1:``port`` (a port chosen beforehand) to ``target``."""
-
-    def __init__(self, port: int, target: tuple[str, int]) -> None:
-        self.target = target
-        self._listener = socket.create_server(("127.0.0.1", port))
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def __enter__(self) -> PortForwarder:
-        return self
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
-        with self._lock:
-            for s in self._sockets:
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                return
-            with self._lock:
-                self._sockets += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
 
 
 def wait_for_log(agent: PhoneAgent, pattern: re.Pattern[str], limit_s: float) -> str:
@@ -173,7 +123,7 @@ def test_agent_starts_without_nlu_transfers_callers_then_uses_it_once_it_answers
         assert "nlu-unavailable" in [kind for kind, _ in record["events"]]
 
         rasa = urlparse(nlu_url)
-        with PortForwarder(dead_port, (rasa.hostname or "127.0.0.1", rasa.port or 5005)):
+        with TcpProxy(rasa.hostname or "127.0.0.1", rasa.port or 5005, port=dead_port):
             back = re.compile(
                 rf"INFO agent\.nlu\.supervisor: the NLU server at {re.escape(dead_url)} "
                 "answers again"

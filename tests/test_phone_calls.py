@@ -28,7 +28,6 @@ from urllib.parse import urlparse
 
 import pytest
 
-from agent.billing.models import CallEvent
 from tests.conftest import VOICE_AGENT
 from tests.heard import (
     assert_amount_heard,
@@ -37,7 +36,7 @@ from tests.heard import (
     money_heard,
     words_heard,
 )
-from tests.phone_agent import PhoneAgent, free_udp_port
+from tests.phone_agent import PhoneAgent, free_udp_port, wait_for_greeting
 from tests.tcp_proxy import TcpProxy
 
 SIPP_DIR = Path(__file__).with_name("sipp")
@@ -350,14 +349,3 @@ def test_nlu_server_stopping_mid_call_transfers_the_caller(
             assert csr.result()[0] == 0
         finally:
             assert agent.stop() == 0
-
-
-def wait_for_greeting(agent: PhoneAgent, limit_s: float = 60) -> None:
-    """Until the agent has started greeting a caller (its first words are in the audit)."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        with agent.database():
-            if CallEvent.select().where(CallEvent.type == "agent-said").exists():
-                return
-        time.sleep(0.2)
-    raise AssertionError("the agent never greeted the caller")

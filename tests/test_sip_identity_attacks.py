@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.phone_agent import PhoneAgent, free_udp_port
+from tests.phone_agent import PhoneAgent, free_media_port, free_udp_port
 from tests.test_sipp_interop import (
     CALLER_AUDIO,
     CALLER_SAYS,
@@ -26,7 +26,6 @@ from tests.test_sipp_interop import (
     SippRun,
     events_of,
     finished_record,
-    free_media_port,
     spoken_ulaw,
 )
 

@@ -21,7 +21,6 @@ that Call-ID as ``call.sip_call_id``.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from agent.audio.convert import ulaw_encode
 from agent.config import load_config
 from agent.dialog.session import make_policy
 from agent.tts import PiperSynthesizer
-from tests.phone_agent import PhoneAgent, free_udp_port
+from tests.phone_agent import PhoneAgent, free_media_port, free_udp_port
 
 SIPP = "/usr/bin/sipp"
 SCENARIOS = Path(__file__).with_name("sipp")
@@ -60,24 +59,6 @@ class SippRun:
     def call_ids(self, what: str) -> list[str]:
         """Call-IDs logged as ``what`` ("ringing", "answered", "busy", "ended"), in log order."""
         return [line.split(" ", 1)[1] for line in self.lines if line.startswith(f"{what} ")]
-
-
-def free_media_port() -> int:
-    """An even UDP port with the next three free too (SIPp binds audio RTP/RTCP and video)."""
-    while True:
-        port = free_udp_port() & ~1
-        taken: list[socket.socket] = []
-        try:
-            for offset in range(4):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                taken.append(s)
-                s.bind(("127.0.0.1", port + offset))
-        except OSError:
-            continue
-        finally:
-            for s in taken:
-                s.close()
-        return port
 
 
 def run_sipp(agent: PhoneAgent, scenario: str, folder: Path, *options: str) -> SippRun:

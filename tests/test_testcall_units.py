@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import io
 import json
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -52,6 +51,7 @@ from tests.heard import (
     money_heard,
     words_heard,
 )
+from tests.phone_agent import free_udp_port
 
 # --- --say specs ---------------------------------------------------------------------------
 
@@ -338,13 +338,6 @@ def test_the_agent_ending_the_call_is_no_failure() -> None:
     # And so is a script that ends with the caller hanging up.
     conversation, segments, far = converse([Dtmf("1"), Hangup()], replies={"1": (0.3, None)})
     assert conversation.failure is None and conversation.state.hung_up_by == "caller"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.mark.timeout(60)
