@@ -37,6 +37,9 @@ ESCALATION_REASONS: tuple[str, ...] = (
     "caller-id-failed",
     "sms-limit",
     "repeat-limit",
+    "asr-failed",
+    "tts-failed",
+    "db-unavailable",
 )
 """Why a call is handed to a person; each may have its own ``[escalation.reasons.X]``."""
 

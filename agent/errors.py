@@ -64,6 +64,12 @@ class DatabaseError(AgentError):
     code = "database-error"
 
 
+class DatabaseUnavailableError(DatabaseError):
+    """The database refused a call's work or did not answer in time (locked, down, full)."""
+
+    code = "db-unavailable"
+
+
 class SmsError(AgentError):
     code = "sms-error"
 

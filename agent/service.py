@@ -95,6 +95,7 @@ async def _serve(config: Config, services: VoiceServices, nlu: NluSupervisor) ->
         await asyncio.gather(pruning, watching, return_exceptions=True)
         await nlu.aclose()
         await background.stop()
+        await services.close_records()  # records the database refused: a last try
 
 
 async def _nlu_started(nlu: NluSupervisor, stop: asyncio.Event) -> bool:

@@ -32,6 +32,14 @@ class TtsError(AgentError):
     code = "tts-error"
 
 
+class SpeechFailedError(TtsError):
+    """A sentence could not be synthesised during a call: Piper raised, or did not finish
+    within ``agent.voice.speaker.RENDER_LIMIT_SECONDS``. The call transfers the caller
+    (escalation reason ``tts-failed``) with the transfer message, which is in memory."""
+
+    code = "tts-failed"
+
+
 class Synthesizer(Protocol):
     """Turns text into speech, one sentence at a time."""
 

@@ -76,6 +76,9 @@ class PhoneAgent:
     process: subprocess.Popen[str]
     log_path: Path
     lines: list[str] = field(default_factory=list)
+    command: tuple[str, ...] = (VOICE_AGENT,)
+    """What runs the agent: ``voice-agent``, or a launcher that takes its arguments (e.g.
+    ``tests/faulty_tts_agent.py``, which breaks Piper inside the real agent first)."""
 
     @property
     def uri(self) -> str:
@@ -90,8 +93,10 @@ class PhoneAgent:
         extra: str = "",
         *,
         sip_extra: str = "",
+        command: tuple[str, ...] = (VOICE_AGENT,),
     ) -> PhoneAgent:
-        """``sip_extra``: lines added to the ``[sip]`` section (which sets the port)."""
+        """``sip_extra``: lines added to the ``[sip]`` section (which sets the port);
+        ``command``: what runs the agent (see the field)."""
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / "agent.db"
         shutil.copyfile(demo_db_template, db)
@@ -114,8 +119,8 @@ class PhoneAgent:
             settings += "\n[sms]\n" + key
         config = write_config(folder / "agent.toml", nlu_url, db, settings)
         log_path = folder / "agent.log"
-        process = _launch(config, folder, log_path, "w")
-        agent = cls(folder, db, config, sip_port, process, log_path)
+        process = _launch(config, folder, log_path, "w", command)
+        agent = cls(folder, db, config, sip_port, process, log_path, command=command)
         agent._ready_or_kill()
         return agent
 
@@ -125,7 +130,7 @@ class PhoneAgent:
         if self.process.poll() is None:
             raise AssertionError("restart: the agent is still running")
         self.lines = []
-        self.process = _launch(self.config, self.folder, self.log_path, "a")
+        self.process = _launch(self.config, self.folder, self.log_path, "a", self.command)
         self._ready_or_kill()
 
     def _ready_or_kill(self) -> None:
@@ -187,11 +192,14 @@ class PhoneAgent:
             }
 
 
-def _launch(config: Path, folder: Path, log_path: Path, mode: str) -> subprocess.Popen[str]:
-    """``voice-agent run`` with ``config`` in ``folder``, its log written to ``log_path``."""
+def _launch(
+    config: Path, folder: Path, log_path: Path, mode: str, command: tuple[str, ...]
+) -> subprocess.Popen[str]:
+    """``voice-agent run`` (``command``) with ``config`` in ``folder``, its log written to
+    ``log_path``."""
     with log_path.open(mode) as log:
         return subprocess.Popen(
-            [VOICE_AGENT, "--config", str(config), "-v", "run"],
+            [*command, "--config", str(config), "-v", "run"],
             stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder,
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
         )  # fmt: skip

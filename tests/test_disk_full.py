@@ -112,14 +112,15 @@ def test_a_session_keeps_what_a_full_disk_refused_and_writes_it_when_there_is_ro
             calls = list(Call.select().order_by(Call.id))
             assert [c.id for c in calls] == [greeted.call.id, refused.call.id]
             for call in calls:
-                assert (call.outcome, call.escalation_reason) == ("escalated", "internal-error")
+                assert (call.outcome, call.escalation_reason) == ("escalated", "db-unavailable")
                 assert call.ended_at is not None
             assert _types(greeted.call) == [
                 "call-started", "caller-verification", "agent-said", "caller-turn",
-                "agent-said", "escalated", "call-ended",
+                "stage-failed", "agent-said", "escalated", "call-ended",
             ]  # fmt: skip
             assert _types(refused.call) == [
-                "call-started", "caller-verification", "agent-said", "escalated", "call-ended",
+                "call-started", "caller-verification", "stage-failed", "agent-said", "escalated",
+                "call-ended",
             ]  # fmt: skip
         finally:
             close_database()
@@ -167,7 +168,7 @@ def test_disk_full_mid_call_transfers_the_caller_and_keeps_the_database(
             assert agent.stop() == 0, agent.log_tail()
         check_database(agent, first, second)
         log = agent.log_path.read_text(errors="replace")
-        completed = re.findall(r"WARNING agent\.dialog\.session: call \S+: record completed", log)
+        completed = re.findall(r"WARNING agent\.dialog\.journal: call \S+: record completed", log)
         assert len(completed) == 2, log[-5000:]
 
 
@@ -221,10 +222,12 @@ def check_database(agent: PhoneAgent, greeted: str, refused: str) -> None:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     for sip_call_id in (greeted, refused):
         record = agent.call_record(sip_call_id)
-        assert (record["outcome"], record["escalation_reason"]) == ("escalated", "internal-error")
+        assert (record["outcome"], record["escalation_reason"]) == ("escalated", "db-unavailable")
         types = [kind for kind, _ in record["events"]]
-        assert types[:3] == ["call-started", "caller-verification", "agent-said"], types
+        assert types[:2] == ["call-started", "caller-verification"], types
         assert "escalated" in types and "call-ended" in types, types
+        [failed] = [data for kind, data in record["events"] if kind == "stage-failed"]
+        assert failed["code"] == "db-unavailable" and "disk is full" in failed["error"], failed
         [result] = [data for kind, data in record["events"] if kind == "transfer-result"]
         assert result["result"] in ("answered", "handed-over"), result
     greeted_types = [kind for kind, _ in agent.call_record(greeted)["events"]]

@@ -19,7 +19,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +47,9 @@ GREETING = ("thanks for calling", "how can i help")
 ONE_INVOICE = ("open invoice", "secure link")
 LINK_SENT = ("secure payment link", "link works for", "thanks for calling")
 TRANSFER = ("transfer you", "member of our team")
+
+NOISY_LINE = ("--noise", "-45")
+"""`test-call` options of a noisy line: a steady hiss at -45 dBFS under all the caller sends."""
 
 
 @dataclass
@@ -92,20 +95,23 @@ class CsrQueue:
         return code, messages
 
 
-def call_args(agent: PhoneAgent, caller: str, *turns: str) -> list[str]:
-    """`voice-agent test-call` dialling ``agent`` as ``caller`` with these turns.
+def call_args(agent: PhoneAgent, caller: str, *turns: str, extra: Sequence[str] = ()) -> list[str]:
+    """`voice-agent test-call` dialling ``agent`` as ``caller`` with these turns (and the
+    ``extra`` options, e.g. ``NOISY_LINE``).
 
     The agent listens with tiny.en; what it said is transcribed with base, the more accurate
     model, because the tests assert on those words."""
     args = [VOICE_AGENT, "--config", str(agent.config), "test-call", "--to", agent.uri,
-            "--from", caller, "--asr-model", "base", "--json"]  # fmt: skip
+            "--from", caller, "--asr-model", "base", "--json", *extra]  # fmt: skip
     for turn in turns:
         args += ["--say", turn]
     return args
 
 
-def place_call(agent: PhoneAgent, caller: str, *turns: str) -> CallResult:
-    args = call_args(agent, caller, *turns)
+def place_call(
+    agent: PhoneAgent, caller: str, *turns: str, extra: Sequence[str] = ()
+) -> CallResult:
+    args = call_args(agent, caller, *turns, extra=extra)
     done = subprocess.run(args, capture_output=True, text=True, timeout=200, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     records = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -233,12 +239,26 @@ def test_a_second_voice_espeak_ng_pays_by_voice(agent: PhoneAgent, tmp_path: Pat
 
 
 def test_keypad_confirms_on_a_noisy_line(agent: PhoneAgent) -> None:
-    call = place_call(agent, "+14165550123", "I'd like to pay my bill.", "dtmf:1")
+    call = place_call(agent, "+14165550123", "I'd like to pay my bill.", "dtmf:1", extra=NOISY_LINE)
+    assert call.final["noise_dbfs"] == -45.0
     assert call.final["outcome"] == "link_sent"
     assert call.final["invoice"] == "INV-1042"
     assert_pays_the_285_invoice(call)
     events = agent.call_record(call.final["sip_call_id"])["events"]
     assert ("caller-key", {"key": "1", "meaning": "affirm"}) in events
+
+
+def test_caller_is_understood_on_a_noisy_line(agent: PhoneAgent) -> None:
+    call = place_call(agent, "+14165550123", "I'd like to pay my bill.", "Yes.", extra=NOISY_LINE)
+    assert call.final["noise_dbfs"] == -45.0
+    assert call.final["outcome"] == "link_sent"
+    assert call.final["invoice"] == "INV-1042"
+    assert call.final["sms_to"] == "+14165550123"
+    assert_pays_the_285_invoice(call)
+    # The agent heard the two turns, and no more: the hiss between them was not a turn.
+    events = agent.call_record(call.final["sip_call_id"])["events"]
+    heard = [data for kind, data in events if kind == "caller-turn"]
+    assert [turn["name"] for turn in heard] == ["pay_invoice", "affirm"], heard
 
 
 def test_caller_talking_over_the_greeting_is_heard(agent: PhoneAgent) -> None:

@@ -7,6 +7,7 @@ raises) and the call record checked afterwards.
 
 from __future__ import annotations
 
+import json
 import asyncio
 from collections.abc import Iterator
 from datetime import date
@@ -16,7 +17,7 @@ import pytest
 
 from agent.billing.db import close_database, open_database
 from agent.billing.demo import DEMO_NUMBERS, seed_demo
-from agent.billing.models import Call, SmsMessage, database_proxy
+from agent.billing.models import Call, CallEvent, SmsMessage, database_proxy
 from agent.config import Config
 from agent.dialog.session import ConversationSession, make_policy
 from agent.dialog.types import Utterance
@@ -112,9 +113,11 @@ def test_database_failure_mid_call_escalates_and_keeps_the_record(db: None) -> N
     session = converse(RecordingGateway(), ("pay my bill", "pay_invoice"), ("yes", "affirm"))
 
     assert session.summary.outcome == "escalated"
-    assert session.summary.escalation_reason == "internal-error"
+    assert session.summary.escalation_reason == "db-unavailable"
     call = Call.get()
-    assert (call.outcome, call.escalation_reason) == ("escalated", "internal-error")
+    assert (call.outcome, call.escalation_reason) == ("escalated", "db-unavailable")
+    failed = json.loads(CallEvent.get(CallEvent.type == "stage-failed").data)
+    assert failed["code"] == "db-unavailable" and "no such table" in failed["error"]
     assert SmsMessage.select().count() == 0  # the link transaction rolled back whole
 
 

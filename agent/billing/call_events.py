@@ -37,7 +37,11 @@ class CallEventType(StrEnum):
     CALL_ENDED = "call-ended"
     # Failures of a stage during the call
     NLU_UNAVAILABLE = "nlu-unavailable"
+    STAGE_FAILED = "stage-failed"
+    """A stage failed and the caller went to a person: ``{"code", "error"}`` (the
+    ``AgentError`` code: asr-failed, tts-failed, db-unavailable, or internal-error)."""
     ASR_FAILED = "asr-failed"
+    """Written by versions before ``stage-failed`` (speech recognition failed)."""
     # The phone line (agent.voice.call)
     IDENTITY_UNTRUSTED = "identity-untrusted"
     TRANSFER_STARTED = "transfer-started"

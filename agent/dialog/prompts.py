@@ -13,6 +13,12 @@ from datetime import date
 from agent import speech
 from agent.dialog.types import InvoiceView
 
+STALL_FILLER = "Just a moment."
+"""Said while a reply is late (``agent.voice.speaker``: nothing playing and its audio not
+ready); always pre-rendered at start (``fixed_sentences``), never synthesised on the spot.
+Not "One moment", which the default transfer message ends with: a caller (and a test) can
+tell the two apart."""
+
 
 @dataclass(frozen=True)
 class Prompts:

@@ -1,24 +1,30 @@
 """One conversation: feeds caller turns to the policy and carries out its actions.
 
-The session owns all I/O of a call: the ``Call`` row and its audit events, the NLU
-client, link creation and the SMS outbox. Whatever fails, the caller is told or
-escalated and the call record is kept: what the database refuses (disk full, database
-down) is logged once and kept in memory, in order, until ``write_back`` can write it.
+The session owns all I/O of a call: the ``Call`` row and its audit events (its
+``CallJournal``), the NLU client, link creation and the SMS outbox. Database work runs
+where ``database`` says (``DatabaseThread`` on the phone: never on the loop that feeds the
+audio). Whatever fails, the caller is told or escalated and the call record is kept: what
+the database refuses (locked, down, disk full) is logged once and kept in memory, in order,
+until the database takes it, and the caller is handed to a person (``db-unavailable``).
+
+``fail_safe`` is the one place that decides what the caller hears when a stage fails: the
+error's code (``AgentError.code``: ``asr-failed``, ``tts-failed``, ``db-unavailable``…) is
+the escalation reason when it is one, else ``internal-error``, and goes into the audit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-import peewee as pw
-
 from agent.billing.call_events import CallEventType
-from agent.billing.models import Call, CallEvent, Invoice, database_proxy, utcnow
+from agent.billing.db_work import DatabaseWork, InlineDatabase
+from agent.billing.models import Call, Invoice, utcnow
 from agent.config import Config
+from agent.config_schema import ESCALATION_REASONS
+from agent.dialog.journal import CallJournal, error_chain
 from agent.dialog.keypad import keypress_utterance
 from agent.dialog.policy import DialogState, PaymentPolicy, PolicySettings
 from agent.dialog.prompts import Prompts
@@ -40,7 +46,7 @@ from agent.dialog.types import (
     Utterance,
 )
 from agent.dialog.verify import CallerCheck, check_caller
-from agent.errors import NluUnavailableError
+from agent.errors import AgentError, DatabaseUnavailableError, NluUnavailableError
 from agent.nlu.client import IntentParser
 from agent.nlu.early import EarlyParses
 from agent.paylinks.links import issue_link
@@ -88,10 +94,15 @@ class ConversationSession:
         caller_trusted: bool = True,
         sip_call_id: str | None = None,
         verstat: str | None = None,
+        check: CallerCheck | None = None,
+        database: DatabaseWork | None = None,
     ) -> None:
         """``caller_trusted=False`` (a caller ID the trunk did not vouch for, see ``[sip]
-        require_verstat``) makes the caller unverified whatever number was sent."""
+        require_verstat``) makes the caller unverified whatever number was sent. ``check``:
+        the caller check already made (``caller_check``, off the loop); None makes it here.
+        ``database``: where the database work runs (default: inline, on this thread)."""
         self.config = config
+        self.database: DatabaseWork = database or InlineDatabase()
         self.policy = policy
         self.parser = parser
         self._parses = EarlyParses(parser)
@@ -100,29 +111,22 @@ class ConversationSession:
         self._said: list[str] = []
         self._ignored_keys = 0
         """Keys pressed that meant nothing where they were pressed (counted, never stored)."""
-        self._unwritten: list[tuple[CallEventType, dict[str, Any], datetime]] = []
-        """Audit events the database refused, oldest first, kept for ``write_back``."""
-        self._row_unsaved = False
-        """The ``Call`` row has changes the database refused, kept for ``write_back``."""
-        region = config.agent.default_region
-        skill = config.payment_collection
         self.call = Call(  # written once, below, with what the caller check found
             channel=channel,
             caller_id=caller_id or "anonymous",
             sip_call_id=sip_call_id,
             verstat=verstat,
         )
-        checked_id = caller_id if caller_trusted else None
-        self.check: CallerCheck = check_caller(
-            checked_id, region, skill.require_mobile, verstat=verstat
-        )
-        if caller_trusted and verstat == ATTESTED_VERSTAT:  # may hear amounts, disclose_amounts
-            self.check = replace(self.check, context=replace(self.check.context, attested=True))
+        if check is None:
+            check = caller_check(config, caller_id, caller_trusted, verstat)
+        self.check: CallerCheck = check
         self.call.caller_e164 = self.check.caller_e164
         self.call.customer = self.check.customer
         self.state: DialogState = DialogState(Step.GREETING, self.check.context)
-        with contextlib.suppress(pw.PeeweeException):  # logged and kept; begin() escalates
-            self._save_call()
+        self.database_error: DatabaseUnavailableError | None = None
+        """Set when the database did not answer the caller check: ``begin`` hands over."""
+        self.journal = CallJournal(self.call, self.database)
+        self.journal.row_changed()  # refused: kept, and begin() hands the caller to a person
 
     @property
     def ended(self) -> bool:
@@ -144,8 +148,10 @@ class ConversationSession:
                 "attested": context.attested,
             },
         )
-        if not self.complete:  # the database refused the call's row (disk full): a person
-            return self.fail_safe()
+        if self.database_error is not None:
+            return self.fail_safe(self.database_error)
+        if self.journal.refused is not None:  # the call's row was refused (disk full)
+            return self.fail_safe(DatabaseUnavailableError(self.journal.refused))
         self.state, actions = self.policy.start(context)
         self._said = []
         for action in actions:  # the opening only speaks
@@ -170,9 +176,9 @@ class ConversationSession:
                     CallEventType.CALLER_TURN,
                     {"text": text, **intent, "entities": _entities(event)},
                 )
+            self._check_database()
         except Exception as err:  # a bug or a database outage must not drop the caller silently
-            log.exception("call %s: internal error: %s", self.call.id, error_chain(err))
-            return self.fail_safe()
+            return self.fail_safe(err)
         turn = await self._react(event)
         turn.intent = intent
         return turn
@@ -199,9 +205,9 @@ class ConversationSession:
                 self._ignored_keys += 1
             else:
                 self._record(CallEventType.CALLER_KEY, {"key": key, "meaning": meaning})
+            self._check_database()
         except Exception as err:
-            log.exception("call %s: internal error: %s", self.call.id, error_chain(err))
-            return self.fail_safe()
+            return self.fail_safe(err)
         if heard is None:
             return Turn("", self.state.step.value)
         turn = await self._react(heard)
@@ -212,6 +218,8 @@ class ConversationSession:
         """The caller said nothing for the no-input timeout."""
         if self.ended:
             return Turn("", self.state.step.value)
+        if self.journal.refused is not None:
+            return self.fail_safe(DatabaseUnavailableError(self.journal.refused))
         return await self._react(Silence())
 
     def readback_phrase(self) -> str | None:
@@ -228,8 +236,7 @@ class ConversationSession:
             self.state, actions = self.policy.step(self.state, event)
             return await self._carry_out(actions)
         except Exception as err:  # a bug or a database outage must not drop the caller silently
-            log.exception("call %s: internal error: %s", self.call.id, error_chain(err))
-            return self.fail_safe()
+            return self.fail_safe(err)
 
     async def _parse(self, text: str) -> Event:
         try:
@@ -267,51 +274,28 @@ class ConversationSession:
 
     def record(self, type_: CallEventType, data: dict[str, Any]) -> None:
         """An audit event from the channel (transfer result, turn timing, media counters).
-        One the database refuses is logged and kept for ``write_back``: the channel goes on
-        (a caller being transferred is transferred)."""
-        with contextlib.suppress(pw.PeeweeException):  # logged by _record, and kept
-            self._record(type_, data)
+        Never waits for the database (see ``CallJournal``)."""
+        self._record(type_, data)
 
     @property
     def log_id(self) -> str:
         """The call's id for log lines ("new" while its row is not written yet)."""
-        return "new" if self.call.id is None else str(self.call.id)
+        return self.journal.log_id
 
     @property
     def complete(self) -> bool:
         """Whether everything about the call so far is in the database."""
-        return not self._unwritten and not self._row_unsaved
+        return self.journal.complete
 
     def write_back(self) -> bool:
-        """Write what the database refused during the call (the ``Call`` row's changes and
-        the audit events, in their order, with their times), all or nothing. True once the
-        record is complete; False (logged) while the database still refuses."""
-        if self.complete:
-            return True
-        row_id = self.call.id
-        try:
-            with database_proxy.atomic():
-                if self._row_unsaved:
-                    self.call.save()
-                for type_, data, at in self._unwritten:
-                    CallEvent.append(self.call, type_, data, at)
-        except pw.PeeweeException as err:
-            self.call.id = row_id  # an INSERT rolled back leaves its id behind: not ours
-            log.error(
-                "call %s: record still incomplete (%d events kept in memory): %s",
-                self.log_id,
-                len(self._unwritten),
-                error_chain(err),
-            )
-            return False
-        log.warning(
-            "call %s: record completed: %d events written that the database had refused",
-            self.log_id,
-            len(self._unwritten),
-        )
-        self._unwritten.clear()
-        self._row_unsaved = False
-        return True
+        """Write what the database refused during the call, on this thread, all or nothing
+        (see ``CallJournal.flush_now``). True once the record is complete."""
+        return self.journal.flush_now()
+
+    def _check_database(self) -> None:
+        """Raise ``DatabaseUnavailableError`` once the database refused this call's record."""
+        if self.journal.refused is not None:
+            raise DatabaseUnavailableError(self.journal.refused)
 
     # --- carrying out the policy's decisions --------------------------------
 
@@ -340,66 +324,77 @@ class ConversationSession:
             self._finish(action.outcome)
 
     async def _send_link(self, invoice_number: str) -> Event:
-        """Make the link and queue its text, then wait (bounded) for the gateway's answer."""
+        """Make the link and queue its text (on the database's worker), then wait (bounded)
+        for the gateway's answer. ``DatabaseUnavailableError`` goes up: a person."""
         phone = self.check.phone
         if phone is None:  # the policy only sends for verified callers
             return LinkFailed("no verified phone on file")
         try:
-            if self.outbox.is_opted_out(phone.e164):
-                return self._opted_out(invoice_number, phone.e164)
-            with payment_text_transaction(phone.e164):  # the count and the row, one lock
-                cap = self._text_cap(phone.e164)
-                if not cap.allowed:
-                    return self._over_cap(invoice_number, cap)
-                invoice = Invoice.get(Invoice.number == invoice_number)
-                issued = issue_link(invoice, self.config.paylinks, utcnow(), call=self.call)
-                body = self._payment_text(invoice, issued.url)
-                message = self.outbox.queue(phone.e164, body, PAYMENT_TEXT, self.call)
-                issued.link.sms = message
-                issued.link.save()
-                self.call.invoice = invoice
-                self.call.save()
-            self._record(
-                CallEventType.LINK_CREATED,
-                {
-                    "link_id": issued.link.id,
-                    "invoice": invoice.number,
-                    "expires_at": issued.link.expires_at.isoformat(),
-                },
-            )
-            self._record(CallEventType.SMS_QUEUED, {"sms_id": message.id, "to": message.to_number})
+            made = await self.database.run(self._make_link, invoice_number, phone.e164)
+        except DatabaseUnavailableError:
+            raise
         except Exception as err:
-            log.exception("call %s: could not create the payment link", self.call.id)
+            log.exception("call %s: could not create the payment link", self.log_id)
             return LinkFailed(repr(err))
-        self.summary.invoice = invoice.number
-        self.summary.sms_to = message.to_number
-        self.summary.link_url = issued.url
-        text = await self.outbox.send_now(message.id, self.config.sms.send_wait_seconds)
-        self._record(CallEventType.SMS_ATTEMPTED, {"sms_id": message.id, "result": text.value})
-        return LinkSent(invoice.number, text)
+        for type_, data in made.audit:
+            self._record(type_, data)
+        self.summary.invoice = made.invoice
+        if made.message_id is None:  # opted out or over the cap: nothing to send
+            return LinkSent(made.invoice, made.status)
+        self.summary.sms_to = made.to
+        self.summary.link_url = made.url
+        text = await self.outbox.send_now(made.message_id, self.config.sms.send_wait_seconds)
+        self._record(CallEventType.SMS_ATTEMPTED, {"sms_id": made.message_id, "result": text.value})
+        return LinkSent(made.invoice, text)
+
+    def _make_link(self, invoice_number: str, number: str) -> _LinkMade:
+        """The link and its queued text, in one transaction (database thread). The call's
+        row and earlier events are written first: the link refers to the row."""
+        self.journal.write()
+        if self.outbox.is_opted_out(number):
+            return self._opted_out(invoice_number, number)
+        with payment_text_transaction(number):  # the count and the row, one lock
+            cap = self._text_cap(number)
+            if not cap.allowed:  # the day's payment texts were sent: no link, no text
+                over = {"invoice": invoice_number, **cap.audit()}
+                limited = [(CallEventType.SMS_LIMIT_REACHED, over)]
+                return _LinkMade(invoice_number, TextStatus.LIMITED, limited)
+            invoice = Invoice.get(Invoice.number == invoice_number)
+            issued = issue_link(invoice, self.config.paylinks, utcnow(), call=self.call)
+            body = self._payment_text(invoice, issued.url)
+            message = self.outbox.queue(number, body, PAYMENT_TEXT, self.call)
+            issued.link.sms = message
+            issued.link.save()
+            self.call.invoice = invoice
+            self.call.save()
+        created = {
+            "link_id": issued.link.id,
+            "invoice": invoice.number,
+            "expires_at": issued.link.expires_at.isoformat(),
+        }
+        audit = [
+            (CallEventType.LINK_CREATED, created),
+            (CallEventType.SMS_QUEUED, {"sms_id": message.id, "to": message.to_number}),
+        ]
+        return _LinkMade(
+            invoice.number, TextStatus.DELAYED, audit, message.id, message.to_number, issued.url
+        )
 
     def _text_cap(self, number: str) -> TextCap:
         """Whether ``number`` may get one more payment text today (see ``agent.sms.limit``)."""
         sent = payment_texts_since(number, window_start(utcnow()))
         return text_allowed(sent, self.config.sms.max_payment_texts_per_number_per_day)
 
-    def _over_cap(self, invoice_number: str, cap: TextCap) -> Event:
-        """The number had the day's payment texts: no link, no text; the audit says so."""
-        self._record(CallEventType.SMS_LIMIT_REACHED, {"invoice": invoice_number, **cap.audit()})
-        self.summary.invoice = invoice_number
-        return LinkSent(invoice_number, TextStatus.LIMITED)
-
-    def _opted_out(self, invoice_number: str, number: str) -> Event:
+    def _opted_out(self, invoice_number: str, number: str) -> _LinkMade:
         """The number texted STOP: no link is made; the blocked text is kept for the audit."""
         invoice = Invoice.get(Invoice.number == invoice_number)
         no_link = self.config.paylinks.base_url.rstrip("/") + "/" + NOT_SENT_MARK
         body = self._payment_text(invoice, no_link)
         message = self.outbox.block(number, body, "payment-link", self.call)
-        self._record(
-            CallEventType.SMS_BLOCKED, {"sms_id": message.id, "reason": message.last_error}
+        blocked = {"sms_id": message.id, "reason": message.last_error}
+        return _LinkMade(
+            invoice.number, TextStatus.OPTED_OUT, [(CallEventType.SMS_BLOCKED, blocked)]
         )
-        self.summary.invoice = invoice.number
-        return LinkSent(invoice.number, TextStatus.OPTED_OUT)
 
     def _payment_text(self, invoice: Invoice, url: str) -> str:
         return payment_text(self.config, invoice, url)
@@ -424,59 +419,64 @@ class ConversationSession:
             self._record(CallEventType.CALLER_KEYS_IGNORED, {"count": self._ignored_keys})
         self._record(CallEventType.CALL_ENDED, {"outcome": outcome.value})
 
-    def fail_safe(self) -> Turn:
-        """Something broke mid-call: tell the caller and escalate; keep the record."""
+    def fail_safe(self, error: BaseException | None = None) -> Turn:
+        """A stage failed mid-call (``error``): the caller hears the transfer message for
+        ``failure_reason(error)`` and the call is escalated; the audit gets the error's code.
+        Never raises: the record only appends to the journal."""
+        reason = failure_reason(error)
+        code = error.code if isinstance(error, AgentError) else "internal-error"
+        detail = error_chain(error) if error is not None else "no detail"
+        if isinstance(error, AgentError):
+            log.error("call %s: %s (%s): the caller goes to a person", self.log_id, detail, code)
+        else:
+            log.error("call %s: internal error: %s", self.log_id, detail, exc_info=error)
         self._said = []
-        try:
-            self._escalate("internal-error")
-            self._finish(Outcome.ESCALATED)
-        except Exception as err:
-            log.exception(
-                "call %s: could not record the escalation: %s", self.log_id, error_chain(err)
-            )
-            self.state = DialogState(Step.ENDED, self.state.caller)
-            self.summary.outcome = Outcome.ESCALATED.value
-            self.summary.escalation_reason = "internal-error"
-            if not self._said:
-                self._said.append(self.config.escalation.route("internal-error").message)
+        self._record(CallEventType.STAGE_FAILED, {"code": code, "error": redact_digit_runs(detail)})
+        if self.ended:  # the conversation was over: nothing more to decide
+            return Turn("", Step.ENDED.value)
+        self._escalate(reason)
+        self._finish(Outcome.ESCALATED)
         return Turn(" ".join(self._said), Step.ENDED.value)
 
     def _record(self, type_: CallEventType, data: dict[str, Any]) -> None:
-        """Append an audit event. Once the database has refused one, the rest are kept in
-        order without trying (``write_back`` writes them); the refusal itself raises."""
-        at = utcnow()
-        if not self.complete:
-            self._unwritten.append((type_, data, at))
-            return
-        try:
-            CallEvent.append(self.call, type_, data, at)
-        except pw.PeeweeException as err:
-            self._unwritten.append((type_, data, at))
-            self._refused(type_.value, err)
-            raise
+        """Append an audit event (written in order by the journal; never waits)."""
+        self.journal.add(type_, data)
 
     def _save_call(self) -> None:
-        """Save the ``Call`` row; as ``_record``, kept for ``write_back`` once behind."""
-        if not self.complete:
-            self._row_unsaved = True
-            return
-        row_id = self.call.id
-        try:
-            self.call.save()
-        except pw.PeeweeException as err:
-            self.call.id = row_id  # as in write_back
-            self._row_unsaved = True
-            self._refused("the call row", err)
-            raise
+        """The ``Call`` row changed: the journal writes it (never waits)."""
+        self.journal.row_changed()
 
-    def _refused(self, what: str, err: pw.PeeweeException) -> None:
-        log.error(
-            "call %s: the database refused %s: %s; the call goes on and its record is "
-            "kept in memory until the database takes writes again",
-            self.log_id,
-            what,
-            error_chain(err),
-        )
+
+@dataclass(frozen=True)
+class _LinkMade:
+    """What ``_make_link`` did, for the session to record on its own thread."""
+
+    invoice: str
+    status: TextStatus
+    audit: list[tuple[CallEventType, dict[str, Any]]]
+    message_id: int | None = None
+    to: str | None = None
+    url: str | None = None
+
+
+def failure_reason(error: BaseException | None) -> str:
+    """The escalation reason for a failed stage: the error's code when it is one."""
+    code = error.code if isinstance(error, AgentError) else None
+    return code if code in ESCALATION_REASONS else "internal-error"
+
+
+def caller_check(
+    config: Config, caller_id: str | None, caller_trusted: bool, verstat: str | None
+) -> CallerCheck:
+    """Who is calling (database reads: run it where the session's database work runs)."""
+    checked_id = caller_id if caller_trusted else None
+    skill = config.payment_collection
+    check = check_caller(
+        checked_id, config.agent.default_region, skill.require_mobile, verstat=verstat
+    )
+    if caller_trusted and verstat == ATTESTED_VERSTAT:  # may hear amounts, disclose_amounts
+        check = replace(check, context=replace(check.context, attested=True))
+    return check
 
 
 def make_policy(config: Config, today: date) -> PaymentPolicy:
@@ -500,21 +500,6 @@ def make_policy(config: Config, today: date) -> PaymentPolicy:
             disclose_amounts=skill.disclose_amounts,
         )
     )
-
-
-def error_chain(err: BaseException) -> str:
-    """``err``'s message after those of the errors it was raised while handling, first one
-    first. A failed COMMIT makes peewee's ROLLBACK fail too ("cannot rollback - no
-    transaction is active"), which alone would hide SQLite's reason ("database or disk is
-    full")."""
-    messages: list[str] = []
-    seen: BaseException | None = err
-    while seen is not None and len(messages) < 5:
-        text = str(seen) or type(seen).__name__
-        if text not in messages:
-            messages.append(text)
-        seen = seen.__cause__ or seen.__context__
-    return "; then: ".join(reversed(messages))
 
 
 def _entities(utterance: Utterance) -> list[dict[str, str]]:

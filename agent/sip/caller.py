@@ -14,6 +14,12 @@ Transfers behave as a phone's do: a REFER from the far end is accepted (202) and
 places the new call to the Refer-To target itself; that call gets its own ``_Call`` (given
 to pjsua2 as ``newCall``, else pjsua2 would re-use the original call's object for it) and
 its audio joins the same ``CallAudio``.
+
+Every frame the caller sends is made in one place, ``CallAudio.pop_outgoing`` on the
+bridge's clock thread: a queued frame of a turn, or silence when none is queued (between
+turns, while the agent speaks). A ``FrameMixer`` given to ``SipCaller`` (``test-call
+--noise``: ``agent.testcall.noise.LineNoise``) is applied to each of them there, so what it
+adds is on the line for the whole call, never only under the turns.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pjsua2 as pj
 
@@ -65,6 +71,15 @@ _POLL_MS = 10
 _TEARDOWN_SECONDS = 1.5
 
 
+class FrameMixer(Protocol):
+    """Changes each outgoing frame (e.g. adds line noise); called on the bridge's clock
+    thread, once per 20 ms frame, so it must be quick and must not block."""
+
+    def mix(self, frame: bytes) -> bytes:
+        """``frame`` (one 20 ms frame, 16 kHz mono int16 PCM) as it is to be sent."""
+        ...
+
+
 class CallerError(AgentError):
     """The SIP caller could not start or could not place the call."""
 
@@ -74,8 +89,10 @@ class CallerError(AgentError):
 class SipCaller:
     """``await start()``, ``await dial(uri)``, read ``events``, ``await stop()``."""
 
-    def __init__(self, settings: CallerSettings) -> None:
+    def __init__(self, settings: CallerSettings, mixer: FrameMixer | None = None) -> None:
         self.settings = settings
+        self.mixer = mixer
+        """Applied to every frame sent, speech and silence alike (None: sent as queued)."""
         self.events: asyncio.Queue[CallerEvent] = asyncio.Queue()
         self.audio: CallAudio | None = None
         """The call's audio (both the original call's and a transferred call's)."""
@@ -97,7 +114,10 @@ class SipCaller:
     async def start(self) -> None:
         """Start the pjsua2 thread and its transport."""
         self._loop = asyncio.get_running_loop()
-        self.audio = CallAudio(self._loop)
+        if self.mixer is None:
+            self.audio = CallAudio(self._loop)
+        else:
+            self.audio = _MixedCallAudio(self._loop, self.mixer)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="pjsua2", daemon=True)
         self._running = True
@@ -285,6 +305,18 @@ class SipCaller:
         self._transfer = _Call(self, self._account, transfer=True)
         prm.newCall = self._transfer  # pjsua places the call with this object
         self._emit(TransferRequested(target=str(prm.dstUri)))
+
+
+class _MixedCallAudio(CallAudio):
+    """``CallAudio`` whose every outgoing frame goes through a ``FrameMixer``: the queued
+    frame, or the silence sent when nothing is queued (so the mix never pauses)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, mixer: FrameMixer) -> None:
+        super().__init__(loop)
+        self._mixer = mixer
+
+    def pop_outgoing(self) -> bytes:
+        return self._mixer.mix(super().pop_outgoing())
 
 
 def _ours(err: Exception) -> Exception:

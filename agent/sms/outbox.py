@@ -7,6 +7,10 @@ its own task and carries on (and is recorded) even if the caller stops waiting. 
 sends a row, the call or the worker, claims it first (see ``agent.sms.rows``), so a text is
 never sent by two senders at once. A text that fails for good is logged at ERROR and, when
 it belongs to a call, asks a person to call the customer back (``_give_up``).
+
+The outbox's database work runs where ``database`` says (``DatabaseThread`` in ``voice-agent
+run``: never on the loop that feeds call audio); ``queue`` and ``block`` are called from
+inside the caller's transaction, wherever that runs.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ import asyncio
 import logging
 
 from agent.billing.call_events import CallEventType
+from agent.billing.db_work import DatabaseWork, InlineDatabase
 from agent.billing.models import Call, CallEvent, SmsMessage, database_proxy, utcnow
 from agent.config import Config
+from agent.errors import DatabaseUnavailableError
 from agent.phones import last_four
 from agent.sms import optout, rows
 from agent.sms.gateway import OutgoingSms, SendResult, SendStatus, SmsGateway
 from agent.sms.status import TextStatus
 
 log = logging.getLogger(__name__)
+
+RECORD_WAIT_SECONDS = 30.0
+"""How long an attempt waits for its result to be recorded (the write goes on after)."""
 
 _BY_ROW_STATUS = {
     "sent": TextStatus.ACCEPTED,
@@ -33,8 +42,11 @@ _BY_ROW_STATUS = {
 
 
 class Outbox:
-    def __init__(self, gateway: SmsGateway, config: Config) -> None:
+    def __init__(
+        self, gateway: SmsGateway, config: Config, database: DatabaseWork | None = None
+    ) -> None:
         self.gateway = gateway
+        self.database: DatabaseWork = database or InlineDatabase()
         self.settings = config.sms
         self.link_base = config.paylinks.base_url
         self.changed = asyncio.Event()
@@ -46,7 +58,7 @@ class Outbox:
 
     def queue(self, to_number: str, body: str, purpose: str, call: Call | None) -> SmsMessage:
         message = rows.queue_message(to_number, body, purpose, self.gateway.name, call)
-        self.changed.set()
+        self._wake_worker()
         return message
 
     def block(self, to_number: str, body: str, purpose: str, call: Call | None) -> SmsMessage:
@@ -61,12 +73,20 @@ class Outbox:
     def is_opted_out(to_number: str) -> bool:
         return optout.is_opted_out(to_number)
 
+    def _wake_worker(self) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the database thread: the call's send_now wakes the worker
+            return
+        self.changed.set()
+
     # --- sending ----------------------------------------------------------------------
 
     async def send_now(self, message_id: int, wait_seconds: float) -> TextStatus:
         """Try ``message_id`` at once; its fate, or ``DELAYED`` if unknown after the wait."""
         waiter: asyncio.Future[TextStatus] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(message_id, []).append(waiter)
+        self.changed.set()
         try:
             self._start(message_id)
             return await asyncio.wait_for(asyncio.shield(waiter), wait_seconds)
@@ -86,12 +106,19 @@ class Outbox:
 
     async def attempt(self, message_id: int) -> TextStatus | None:
         """One attempt if the row is due and free; None if it was not ours to send."""
-        message = rows.claim(message_id, utcnow(), self._lease_seconds)
+        try:
+            message = await self.database.run(rows.claim, message_id, utcnow(), self._lease_seconds)
+        except DatabaseUnavailableError as err:  # the worker tries it again later
+            log.warning("SMS %s: not attempted now: %s", message_id, err.message)
+            return None
         if message is None:
             return None
         try:
             attempted = await self._send_claimed(message)
-        except Exception:  # a database error: the claim expires and the row is retried
+        except DatabaseUnavailableError as err:  # the claim expires and the row is retried
+            log.error("SMS %s: could not record the attempt: %s", message_id, err.message)
+            return None
+        except Exception:
             log.exception("SMS %s: could not record the attempt", message_id)
             raise
         finally:
@@ -103,14 +130,9 @@ class Outbox:
         return status
 
     async def _send_claimed(self, message: SmsMessage) -> rows.Attempted:
-        reason = blocked_reason(message.to_number)
-        if reason is not None:
-            log.info("SMS %s not sent: number ending %s opted out", message.id, _end(message))
-            return rows.refuse(message, "blocked", reason, self.link_base)
-        reason = rows.dead_link_reason(message, utcnow()) or rows.too_long_reason(message.body)
-        if reason is not None:
-            log.warning("SMS %s not sent: %s", message.id, reason)
-            return rows.refuse(message, "failed", reason, self.link_base)
+        refused = await self.database.run(self._refuse_if_not_sendable, message)
+        if refused is not None:
+            return refused
         outgoing = OutgoingSms(message.id, message.to_number, message.body)
         try:
             result = await asyncio.wait_for(
@@ -121,12 +143,9 @@ class Outbox:
         except Exception as err:  # drivers report outages as results: this is a bug in one
             log.exception("SMS %s: the %s driver failed", message.id, self.gateway.name)
             result = SendResult(SendStatus.RETRY, error=f"gateway error: {err!r}")
-        with database_proxy.atomic():  # the final status and the callback request, or neither
-            attempted = rows.record_result(
-                message, result, self.gateway.name, self.settings, self.link_base
-            )
-            gave_up = attempted.status == "failed" and attempted.outcome is not SendStatus.ACCEPTED
-            given_up = _give_up(message) if gave_up else None
+        attempted, given_up = await self.database.run(
+            self._record, message, result, wait_seconds=RECORD_WAIT_SECONDS
+        )
         log.info(
             "SMS %s to number ending %s via %s: %s%s",
             message.id, _end(message), self.gateway.name, result.status.value,
@@ -135,6 +154,28 @@ class Outbox:
         if given_up is not None:
             log.error("%s", given_up)
         return attempted
+
+    def _refuse_if_not_sendable(self, message: SmsMessage) -> rows.Attempted | None:
+        """Refuse (and record) a text to a number that opted out, with a dead link, or too
+        long; None when it may be sent (database thread)."""
+        reason = blocked_reason(message.to_number)
+        if reason is not None:
+            log.info("SMS %s not sent: number ending %s opted out", message.id, _end(message))
+            return rows.refuse(message, "blocked", reason, self.link_base)
+        reason = rows.dead_link_reason(message, utcnow()) or rows.too_long_reason(message.body)
+        if reason is not None:
+            log.warning("SMS %s not sent: %s", message.id, reason)
+            return rows.refuse(message, "failed", reason, self.link_base)
+        return None
+
+    def _record(self, message: SmsMessage, result: SendResult) -> tuple[rows.Attempted, str | None]:
+        """The final status and the callback request, or neither (database thread)."""
+        with database_proxy.atomic():
+            attempted = rows.record_result(
+                message, result, self.gateway.name, self.settings, self.link_base
+            )
+            gave_up = attempted.status == "failed" and attempted.outcome is not SendStatus.ACCEPTED
+            return attempted, _give_up(message) if gave_up else None
 
     @staticmethod
     def _text_status(attempted: rows.Attempted) -> TextStatus:

@@ -59,7 +59,7 @@ class OutboxWorker:
         while not self._stopping.is_set():
             try:
                 sent = await self.send_due()
-                pause = 0.0 if sent else self._seconds_to_next()
+                pause = 0.0 if sent else await self._seconds_to_next()
             except Exception:  # the database went away: keep the worker alive
                 log.exception("SMS outbox worker: pass failed; retrying")
                 pause = DATABASE_RETRY_SECONDS
@@ -69,16 +69,17 @@ class OutboxWorker:
     async def send_due(self) -> int:
         """Attempt every due row once (up to ``BATCH``); the number attempted."""
         attempted = 0
-        for message_id in rows.due_ids(utcnow(), BATCH):
+        due = await self.outbox.database.run(rows.due_ids, utcnow(), BATCH)
+        for message_id in due:
             if self._stopping.is_set():
                 break
             if await self.outbox.attempt(message_id) is not None:
                 attempted += 1
         return attempted
 
-    def _seconds_to_next(self) -> float:
+    async def _seconds_to_next(self) -> float:
         now = utcnow()
-        due = rows.next_due_at(now)
+        due = await self.outbox.database.run(rows.next_due_at, now)
         if due is None:
             return IDLE_CHECK_SECONDS
         return min(max((due - now).total_seconds(), 0.01), IDLE_CHECK_SECONDS)

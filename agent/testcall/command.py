@@ -15,7 +15,7 @@ from pathlib import Path
 from agent.config import Config
 from agent.errors import Problem, ProblemsError
 from agent.sip.uri import SipUriError, Uri, parse_uri
-from agent.testcall.options import CallerOptions
+from agent.testcall.options import NOISE_DBFS_RANGE, CallerOptions
 from agent.testcall.prompts import PromptSettings
 from agent.testcall.turns import Turn, TurnSpecError, parse_turns
 
@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pace", type=float, metavar="SCALE",
         help="speaking pace of text turns: above 1.0 slower, below faster (0.5 to 2.0; "
         "default: [tts] length_scale)")  # fmt: skip
+    add("--noise", type=float, metavar="DBFS",
+        help="add line noise at this RMS level under everything the caller sends, silences "
+        "included (-70 to -10, e.g. -45; default: none)")  # fmt: skip
     add("--record", type=Path, metavar="OUT.wav", help="write the agent's audio (16 kHz WAV)")
     add("--json", action="store_true", help="one JSON object per agent turn, then the outcome")
     add("--asr-model", choices=("tiny.en", "base"), help="Whisper model (default: [asr] model)")
@@ -91,6 +94,10 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
             problems.append(Problem(name, None, f"must be {low:g} to {high:g} seconds"))
     if args.pace is not None and not 0.5 <= args.pace <= 2.0:
         problems.append(Problem("--pace", None, f"must be 0.5 to 2.0, got {args.pace:g}"))
+    low, high = NOISE_DBFS_RANGE
+    if args.noise is not None and not low <= args.noise <= high:
+        message = f"must be {low:g} to {high:g} dBFS (RMS), got {args.noise:g}"
+        problems.append(Problem("--noise", None, message))
     prompt = PromptSettings()
     try:
         prompt = PromptSettings(
@@ -116,6 +123,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
         prompt=prompt,
         answer_timeout=args.answer_timeout,
         end_timeout=args.end_timeout,
+        noise_dbfs=args.noise,
     )
 
 

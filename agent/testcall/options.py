@@ -13,6 +13,10 @@ from typing import Literal
 from agent.testcall.prompts import PromptSettings
 from agent.testcall.turns import Turn
 
+NOISE_DBFS_RANGE = (-70.0, -10.0)
+"""Line-noise levels ``--noise`` accepts (RMS, dBFS): from a faint hiss to a line that is
+hard to talk over. Here rather than in ``noise`` (numpy) so the command line stays light."""
+
 
 @dataclass(frozen=True)
 class CallerOptions:
@@ -36,3 +40,5 @@ class CallerOptions:
     prompt: PromptSettings = PromptSettings()
     answer_timeout: float = 15.0
     end_timeout: float = 20.0
+    noise_dbfs: float | None = None
+    """Line noise under everything the caller sends, RMS in dBFS (``--noise``); None: none."""

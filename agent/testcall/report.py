@@ -6,7 +6,8 @@ With ``--json``: one object per agent turn, ``{"agent", "caller", "agent_seconds
 then one final object with the outcome (the keys of ``CallReport``). A call that did not go
 as scripted (``CallFailure``: an agent prompt never came) adds a ``-- call failed: ...`` line,
 or, in JSON, ``"failure": {"code", "after_turn", "message"}`` (null when the call went as
-scripted); ``voice-agent test-call`` then exits 1.
+scripted); ``voice-agent test-call`` then exits 1. A call made with ``--noise`` adds
+``"noise_dbfs"`` (the line noise's level) to that object; without it the key is left out.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class CallReport:
     sip_call_id: str
     failure: CallFailure | None = None
     """Set when the call did not go as scripted; None when it did."""
+    noise_dbfs: float | None = None
+    """The line noise the caller sent (``--noise``); None (and left out of the JSON): none."""
 
 
 class ReportPrinter:
@@ -81,6 +84,8 @@ class ReportPrinter:
 
     def summary(self, report: CallReport) -> None:
         record = asdict(report)
+        if report.noise_dbfs is None:
+            del record["noise_dbfs"]  # only calls made with --noise report it
         if self.as_json:
             self.out.write(json.dumps(record) + "\n")
         else:

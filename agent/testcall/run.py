@@ -35,6 +35,7 @@ from agent.paths import PROJECT_ROOT
 from agent.sip.caller import SipCaller
 from agent.sip.caller_events import CallerSettings
 from agent.testcall.listener import Listener
+from agent.testcall.noise import LineNoise
 from agent.testcall.options import CallerOptions
 from agent.testcall.outcome import CallOutcome, find_outcome
 from agent.testcall.prepare import prepare_audio
@@ -78,7 +79,8 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
             codec=options.codec,
             pai=options.pai,
             transport=options.transport,
-        )
+        ),
+        mixer=None if options.noise_dbfs is None else LineNoise(options.noise_dbfs),
     )
     state = CallState()
     await caller.start()
@@ -120,7 +122,8 @@ async def test_call(config: Config, options: CallerOptions, out: TextIO, err: Te
     printer = ReportPrinter(out, options.as_json)
     for segment, text in zip(segments, texts, strict=True):
         printer.turn(_agent_turn(listener, segment, text))
-    printer.summary(_report(outcome, state, sip_call_id, conversation.failure))
+    report = _report(outcome, state, sip_call_id, conversation.failure, options.noise_dbfs)
+    printer.summary(report)
     if conversation.failure is not None:
         print(f"voice-agent: error: {conversation.failure.message}", file=err)
         return 1
@@ -162,7 +165,11 @@ def _agent_turn(listener: Listener, segment: AgentSegment, text: str | None) -> 
 
 
 def _report(
-    outcome: CallOutcome, state: CallState, sip_call_id: str, failure: CallFailure | None
+    outcome: CallOutcome,
+    state: CallState,
+    sip_call_id: str,
+    failure: CallFailure | None,
+    noise_dbfs: float | None,
 ) -> CallReport:
     transferred = state.transferred_to is not None
     return CallReport(
@@ -175,4 +182,5 @@ def _report(
         hung_up_by=state.hung_up_by or "caller",
         sip_call_id=sip_call_id,
         failure=failure,
+        noise_dbfs=noise_dbfs,
     )

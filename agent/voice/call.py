@@ -13,7 +13,16 @@ ahead (its wait is bounded by ``TRANSFER_WAIT_SECONDS``).
 Barge-in: when the caller starts talking over a reply, the reply stops (``CallSpeaker.stop``;
 the amount read-back always finishes) and the caller's words are answered. With
 ``[tts] barge_in = false`` the reply plays out and the words are answered after it.
-Whatever fails, the caller is told or transferred, and the call record is kept.
+
+Whatever fails, the caller is told or transferred, and the call record is kept. ``run`` is
+the call's one failure boundary: a stage that raises (speech recognition, synthesis, the
+database, a bug) ends there, and the session's ``fail_safe`` picks the words and the
+escalation reason from the error's code (``asr-failed``, ``tts-failed``, ``db-unavailable``,
+else ``internal-error``); the transfer message is always in memory, so it plays even when
+synthesis is what failed. No database statement runs on this loop: the session's work goes
+to ``VoiceServices.database`` (one thread), and a record the database refuses mid-call
+(``RecordRefused``) hands the caller to a person at once; the record is kept in order and
+written when the database takes writes again.
 """
 
 from __future__ import annotations
@@ -27,13 +36,24 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from agent.asr import AsrError
 from agent.asr.whisper import Transcriber
 from agent.audio.segmenter import SegmenterSettings
 from agent.audio.vad import WebRtcVad
 from agent.billing.call_events import CallEventType
+from agent.billing.db_work import DatabaseWork, InlineDatabase
 from agent.config import Config
 from agent.dialog.anticipate import likely_replies
-from agent.dialog.session import ConversationSession, Turn, make_policy
+from agent.dialog.journal import CallJournal
+from agent.dialog.session import (
+    ConversationSession,
+    Turn,
+    caller_check,
+    failure_reason,
+    make_policy,
+)
+from agent.dialog.verify import check_caller
+from agent.errors import DatabaseUnavailableError
 from agent.nlu.client import IntentParser
 from agent.sip.events import (
     CallAnswered,
@@ -80,8 +100,28 @@ class TimeLimit:
     """The call has lasted ``[sip] max_call_seconds``: say goodbye and end it."""
 
 
+@dataclass(frozen=True)
+class RecordRefused:
+    """The database refused the call's record (locked, down, full): hand the caller over."""
+
+    reason: str
+
+
+class RecognitionFailedError(AsrError):
+    """Speech recognition raised on the caller's turn."""
+
+    code = "asr-failed"
+
+
 CallInput = (
-    ListenerEvent | CallAnswered | CallEnded | DtmfDigit | TransferStatus | Shutdown | TimeLimit
+    ListenerEvent
+    | CallAnswered
+    | CallEnded
+    | DtmfDigit
+    | TransferStatus
+    | Shutdown
+    | TimeLimit
+    | RecordRefused
 )
 
 
@@ -107,11 +147,31 @@ class VoiceServices:
     """Runs every call's transcriptions, as many at once as the transcriber has workers."""
     tts_pool: Worker = field(default_factory=lambda: Worker("tts"))
     """Runs every call's speech synthesis, one sentence at a time."""
+    database: DatabaseWork = field(default_factory=InlineDatabase)
+    """Where the calls' database work runs (``DatabaseThread`` in ``voice-agent run``)."""
     live_calls: set[int] = field(default_factory=set)
     """Calls in progress (their call ids)."""
-    incomplete: list[ConversationSession] = field(default_factory=list)
-    """Ended calls whose record the database refused (disk full): written back when the
-    next call starts or ends, once the database takes writes again."""
+    incomplete: set[CallJournal] = field(default_factory=set)
+    """Ended calls whose record the database refused: each retries on its own timer, and
+    at once when a new call's row is written; the last try is at stop (``close_records``)."""
+
+    async def close_records(self) -> None:
+        """At stop: one last try for records the database refused, then its thread ends."""
+        for journal in list(self.incomplete):
+            journal.cancel_retry()
+            if not await journal.write_now():
+                log.error(
+                    "call %s: %d audit events could not be written before the agent stopped "
+                    "(the database refused them: %s)",
+                    journal.log_id,
+                    journal.pending,
+                    journal.refused,
+                )
+                journal.cancel_retry()
+        self.incomplete.clear()
+        close = getattr(self.database, "close", None)
+        if close is not None:
+            close()
 
     def idle(self) -> bool:
         """At most one call, and neither worker busy: room for work done ahead."""
@@ -154,6 +214,7 @@ class VoiceCall:
         )
         self._heard: tuple[CallerTurn, float] | None = None
         self._stopping = False
+        self._transfer_tried = False
 
     def deliver(self, item: CallInput) -> None:
         """Hand the call an event (from the server's SIP event loop or the listener)."""
@@ -170,8 +231,7 @@ class VoiceCall:
         time_limit: asyncio.TimerHandle | None = None
         self.services.live_calls.add(self.call_id)
         try:
-            self.session = self._open_session()
-            self._write_back_earlier()
+            self.session = await self._open_session()
             try:
                 await self.control.answer(self.call_id)
             except CallGoneError:  # cancelled while ringing (INVITE scanners do it at once)
@@ -187,9 +247,8 @@ class VoiceCall:
             )
             listening = asyncio.create_task(self._listener.run(self._audio.received_timed()))
             await self._converse(self.session)
-        except Exception:  # the caller must hear something, and the record must be kept
-            log.exception("call %s: failed", self.call_id)
-            await self._fail_safe()
+        except Exception as err:  # the one failure boundary: the caller hears something
+            await self._fail_safe(err)
         finally:
             if time_limit is not None:
                 time_limit.cancel()
@@ -209,9 +268,18 @@ class VoiceCall:
             self._keep_record()
 
     # --- the conversation ---------------------------------------------------------------
-    def _open_session(self) -> ConversationSession:
-        config, incoming = self.config, self.incoming
+    async def _open_session(self) -> ConversationSession:
+        """The caller check and the call's row, on the database's thread, before answering
+        (bounded: a database that does not answer makes a caller for a person)."""
+        config, incoming, database = self.config, self.incoming, self.services.database
         today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
+        unavailable: DatabaseUnavailableError | None = None
+        trusted, verstat = incoming.caller_verified, incoming.verstat
+        try:
+            check = await database.run(caller_check, config, incoming.caller_e164, trusted, verstat)
+        except DatabaseUnavailableError as err:  # nobody is verified without the database
+            unavailable = err
+            check = check_caller(None, config.agent.default_region, False)
         session = ConversationSession(
             config,
             make_policy(config, today),
@@ -219,10 +287,20 @@ class VoiceCall:
             self.services.outbox,
             caller_id=incoming.caller_e164,
             channel="sip",
-            caller_trusted=incoming.caller_verified,
+            caller_trusted=trusted,
             sip_call_id=incoming.sip_call_id or None,
-            verstat=incoming.verstat,
+            verstat=verstat,
+            check=check,
+            database=database,
         )
+        session.database_error = unavailable
+        if await session.journal.write_now():
+            for waiting in list(self.services.incomplete):  # the database takes writes again
+                if waiting.complete:
+                    self.services.incomplete.discard(waiting)
+                else:
+                    waiting.retry_now()
+        session.journal.on_refused = lambda reason: self.deliver(RecordRefused(reason))
         log.info("call %s: session %s started", self.call_id, session.log_id)
         if incoming.identity_ignored:  # never the number itself: the call row holds it
             ignored = list(incoming.identity_ignored)
@@ -238,20 +316,17 @@ class VoiceCall:
             )
         return session
 
-    def _write_back_earlier(self) -> None:
-        """If the database took this call's row, write what it refused for earlier calls."""
-        waiting = self.services.incomplete
-        if waiting and self.session is not None and self.session.complete:
-            waiting[:] = [session for session in waiting if not session.write_back()]
-
     def _keep_record(self) -> None:
-        """What the database refused during this call is written now, or kept for later."""
-        if self.session is not None and not self.session.write_back():
-            self.services.incomplete.append(self.session)
+        """A record the database refused is kept (and retried) after the call."""
+        session = self.session
+        if session is not None and session.journal.refused is not None:
+            session.journal.on_refused = None
+            self.services.incomplete.add(session.journal)
             log.error(
-                "call %s: its record is incomplete; it is written when the database takes "
-                "writes again (or closed as interrupted at the next start)",
+                "call %s: its record is incomplete (%d events in memory); it is written when "
+                "the database takes writes again (or closed as interrupted at the next start)",
                 self.call_id,
+                session.journal.pending,
             )
 
     async def _answered(self) -> bool:
@@ -297,6 +372,9 @@ class VoiceCall:
                 if speaking is not None and not speaking.done():
                     waits.add(speaking)
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if speaking is not None and speaking.done() and speaking.exception() is not None:
+                    getter.cancel()
+                    await speaking  # synthesis failed: raised to the call's failure boundary
                 if speaking is not None and speaking.done() and not self._listener.armed:
                     self._record_timing()
                     self._listener.arm()
@@ -311,6 +389,8 @@ class VoiceCall:
                 if isinstance(item, SpeechStarted) and talking and self.config.tts.barge_in:
                     self._speaker.stop()
                     log.debug("call %s: barge-in", self.call_id)
+                if isinstance(item, RecordRefused) and talking:
+                    self._speaker.stop()  # what may not be cut plays; then the transfer
                 if _needs_reply(item, talking):
                     if speaking is not None and talking:
                         if isinstance(item, CallEnded | Shutdown | TimeLimit):
@@ -334,8 +414,9 @@ class VoiceCall:
         if isinstance(item, NoInput):
             return await session.silence()
         if isinstance(item, HearingFailed):
-            session.record(CallEventType.ASR_FAILED, {"error": item.detail})
-            return session.fail_safe()
+            raise RecognitionFailedError(f"speech recognition failed: {item.detail}")
+        if isinstance(item, RecordRefused):
+            return session.fail_safe(DatabaseUnavailableError(item.reason))
         if isinstance(item, Shutdown):
             self._stopping = True
             return Turn(session.stop_for_shutdown(), session.state.step.value)
@@ -365,6 +446,7 @@ class VoiceCall:
         target = transfer_uri(
             route.target, self.incoming.remote_address, self.config.agent.default_region
         )
+        self._transfer_tried = True
         session.record(CallEventType.TRANSFER_STARTED, {"reason": reason, "target": target})
         tracker = TransferTracker()
         try:
@@ -400,16 +482,30 @@ class VoiceCall:
         return tracker.on_timeout()
 
     # --- failure and measurements -------------------------------------------------------
-    async def _fail_safe(self) -> None:
+    async def _fail_safe(self, error: Exception) -> None:
+        """A stage failed: the session records it and picks what the caller hears (the
+        transfer message, from memory); then the REFER, unless one was already tried."""
         session = self.session
-        if session is None or not self.connected:
-            if session is not None:
-                session.hang_up()
+        if session is None:
+            log.error("call %s: failed before its session began", self.call_id, exc_info=error)
+            return
+        if not self.connected:  # the caller had gone: the failure is only recorded
+            session.hang_up()
+            session.fail_safe(error)
+            return
+        already_over = session.ended
+        turn = session.fail_safe(error)
+        reason = session.summary.escalation_reason if already_over else failure_reason(error)
+        self._speaker.silence()  # whatever was queued before the failure
+        try:
+            if turn.say:
+                await self._say_last(turn.say)
+        except Exception as err:  # the words failed too: the transfer still goes out
+            log.error("call %s: could not say the transfer message: %s", self.call_id, err)
+        if reason is None or self._transfer_tried or not self.connected:
             return
         try:
-            turn = session.fail_safe()
-            await self._say_last(turn.say)
-            await self._transfer(session, "internal-error")
+            await self._transfer(session, reason)
         except Exception as err:  # the last resort: logged; the call is hung up after it
             log.exception("call %s: could not transfer after the failure: %s", self.call_id, err)
 
@@ -478,4 +574,6 @@ def _needs_reply(item: CallInput, talking: bool) -> bool:
         return bool(item.text.strip())
     if isinstance(item, NoInput):
         return not talking
-    return isinstance(item, DtmfDigit | CallEnded | Shutdown | HearingFailed | TimeLimit)
+    return isinstance(
+        item, DtmfDigit | CallEnded | Shutdown | HearingFailed | TimeLimit | RecordRefused
+    )

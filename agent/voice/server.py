@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.asr.whisper import FasterWhisperTranscriber
+from agent.billing.db_work import DatabaseThread
 from agent.config import Config
 from agent.dialog.policy import ATTESTED
 from agent.dialog.session import make_policy
@@ -52,13 +53,15 @@ def build_voice_services(config: Config) -> VoiceServices:
     # caller (personal data, and rarely said twice), so they are synthesised every time.
     tts = PromptCache(PiperSynthesizer.from_settings(config.tts), max_entries=0)
     tts.warm(fixed_sentences(config))
+    database = DatabaseThread()  # no statement runs on the loop that feeds call audio
     return VoiceServices(
         config=config,
         parser=RasaIntentParser.from_settings(config.nlu),
-        outbox=Outbox(build_gateway(config), config),
+        outbox=Outbox(build_gateway(config), config, database),
         transcriber=transcriber,
         tts=tts,
         asr_pool=Worker("asr", transcriber.workers),
+        database=database,
     )
 
 

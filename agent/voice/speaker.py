@@ -10,6 +10,16 @@ as it is ready, so the first sentence plays while the next is synthesised.
 ``stop()`` is barge-in: the queued audio is dropped and no further sentence is rendered,
 except a *protected* sentence (the one that reads back the amount being confirmed), which
 always plays to its end so the caller hears the whole figure they are agreeing to.
+
+A late chunk never leaves the caller in silence for long: while its audio is awaited and
+nothing plays, after ``FILLER_AFTER_SECONDS`` the pre-rendered ``STALL_FILLER`` ("Just a
+moment.") is played from memory, at most ``FILLER_PLAYS`` times. Synthesis that raises, or
+is not done within ``RENDER_LIMIT_SECONDS``, makes ``say()`` raise ``SpeechFailedError``
+(code ``tts-failed``; the call then transfers the caller with the transfer message, from
+memory); a stuck synthesis thread is replaced (``Worker.replace_stuck``), so later replies,
+this call's and others', are rendered again. With "Just a moment." (about 0.7 s) the
+caller hears at most about 1.2 s of silence at a time: fillers at 1.2, 3.1 and 5.0 s, the
+failure at 6 s, and the transfer message at once after it.
 """
 
 from __future__ import annotations
@@ -26,8 +36,10 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.audio.format import FRAME_MS
+from agent.dialog.prompts import STALL_FILLER
 from agent.sip.media import CallAudio
-from agent.tts import Synthesizer
+from agent.tts import SpeechFailedError, Synthesizer
+from agent.voice.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,15 @@ _CLAUSE_BREAK = re.compile(r", | and ")
 _POLL_SECONDS = FRAME_MS / 1000
 FIRST_CLAUSE_MIN_WORDS = 3
 """Words needed on both sides of a split (a shorter piece would sound clipped)."""
+FILLER_AFTER_SECONDS = 1.2
+"""Silence while a chunk is awaited before ``STALL_FILLER`` is played. A chunk rendered live
+takes a few hundred ms (TTS first audio p50 206 ms, docs/performance.md); past 1.2 s Piper is
+in trouble, or its one thread is busy with other calls' sentences."""
+FILLER_PLAYS = 3
+"""Fillers played at most while one chunk is awaited (the first and two repeats): enough to
+keep each silence near ``FILLER_AFTER_SECONDS`` up to ``RENDER_LIMIT_SECONDS``."""
+RENDER_LIMIT_SECONDS = 6.0
+"""A chunk not rendered by then (from the start of its wait) fails the reply."""
 
 
 def split_sentences(text: str) -> list[str]:
@@ -100,6 +121,12 @@ class CallSpeaker:
         """``time.monotonic()`` when the current reply's first sentence was queued."""
         self._ahead: dict[str, asyncio.Future[bytes]] = {}
         """First chunks of likely next replies, rendering or rendered (``prefetch``)."""
+        self._quiet_since: float | None = None
+        """While a chunk is awaited: ``loop.time()`` since which nothing has been playing."""
+        self._fillers = 0
+        """Fillers played while the current chunk is awaited."""
+        self.fillers_played = 0
+        """Fillers played on this call so far."""
 
     def prefetch(self, replies: list[str]) -> None:
         """Render the start of each reply (its first chunk, or the second when the first is
@@ -121,6 +148,7 @@ class CallSpeaker:
             if not self.may_prefetch():
                 return  # another call (or this one) needs the workers: leave them be
             job = loop.run_in_executor(self.executor, self._render, text)
+            job.add_done_callback(_note_failed_prefetch)
             self._ahead[text] = job
             await asyncio.wait([job])
 
@@ -139,26 +167,95 @@ class CallSpeaker:
         for text in [t for t in self._ahead if t not in keep]:
             self._ahead.pop(text).cancel()
 
-    async def _pcm(self, text: str) -> bytes:
+    async def _pcm(self, text: str) -> bytes | None:
         """The chunk's audio: from memory (a fixed prompt, or rendered ahead), else rendered
         now in the worker. Memory is read here, not in the worker, so a chunk that is ready
-        never waits behind another call's (or a rendering ahead's) synthesis."""
+        never waits behind another call's (or a rendering ahead's) synthesis.
+
+        None if the reply was stopped (or the call's audio ended) while it was awaited;
+        ``SpeechFailedError`` if the synthesis raised or took over ``RENDER_LIMIT_SECONDS``.
+        """
         stored = self._from_memory(text)
         if stored is not None:
             return _pcm_bytes(list(stored))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RENDER_LIMIT_SECONDS
+        self._quiet_since, self._fillers = None, 0
         ahead = self._ahead.pop(text, None)
         if ahead is not None and not ahead.cancelled():
-            try:
-                return await ahead
-            except Exception:  # rendered again below; a real fault shows up there
-                log.debug("prefetched chunk failed; rendering it again", exc_info=True)
+            if not await self._wait(ahead, deadline, text):
+                return None
+            if not ahead.cancelled() and ahead.exception() is None:
+                return ahead.result()
+            # Failed ahead (logged at debug): rendered again below, where a fault counts.
+        job = loop.run_in_executor(self.executor, self._render, text)
+        if not await self._wait(job, deadline, text):
+            return None
+        try:
+            return job.result()
+        except (Exception, asyncio.CancelledError) as err:  # cancelled: the worker shut down
+            failure = SpeechFailedError(f"speech synthesis failed: {str(err) or repr(err)}")
+            log.error("%s (a chunk of %d characters)", failure, len(text), exc_info=err)
+            raise failure from err
+
+    async def _wait(self, job: asyncio.Future[bytes], deadline: float, text: str) -> bool:
+        """Until ``job`` (rendering ``text``) is done (True), or the reply is stopped or the
+        call's audio ended (False; the job is dropped unless it has started). Silence
+        meanwhile is filled (``_fill_silence``); at ``deadline`` (``loop.time()``) the stuck
+        thread is replaced and ``SpeechFailedError`` raised."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self._render, text)
+        while not job.done():
+            if self._stopped or self.audio.closed:
+                job.cancel()
+                return False
+            now = loop.time()
+            if now >= deadline:
+                job.cancel()
+                failure = SpeechFailedError(
+                    f"speech synthesis took over {RENDER_LIMIT_SECONDS:g} s"
+                )
+                log.error("%s (a chunk of %d characters); %s", failure, len(text), self._unstick())
+                raise failure
+            self._fill_silence(now)
+            await asyncio.wait([job], timeout=_POLL_SECONDS)
+        return True
+
+    def _fill_silence(self, now: float) -> None:
+        """Play ``STALL_FILLER`` once nothing has played for ``FILLER_AFTER_SECONDS``."""
+        if self.audio.playing:
+            self._quiet_since = None
+            return
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if now - self._quiet_since < FILLER_AFTER_SECONDS or self._fillers >= FILLER_PLAYS:
+            return
+        self._fillers += 1
+        filler = self._from_memory(STALL_FILLER)  # never synthesised here: Piper may be stuck
+        if filler is None:
+            self._fillers = FILLER_PLAYS
+            log.warning("reply late, and the filler %r is not pre-rendered", STALL_FILLER)
+            return
+        self.audio.play(_pcm_bytes(list(filler)))
+        self.fillers_played += 1
+        self._quiet_since = None
+        log.info("reply late: played the filler (%d while this chunk renders)", self._fillers)
+
+    def _unstick(self) -> str:
+        """After a synthesis timed out: a fresh thread for the jobs after it (what to log)."""
+        if not isinstance(self.executor, Worker):
+            return "its thread cannot be replaced (not a Worker)"
+        given_up = self.executor.replace_stuck()
+        return (
+            f"{given_up} stuck synthesis job(s) left behind, a fresh thread takes over "
+            f"({self.executor.abandoned} left behind since start)"
+        )
 
     async def say(self, text: str, protected: str | None = None) -> bool:
         """Play ``text``; sentences containing ``protected`` cannot be interrupted.
 
         Returns True if it was played to the end, False if ``stop()`` cut it short.
+        Raises ``SpeechFailedError`` (code ``tts-failed``, logged here) when a chunk's
+        synthesis raised or took over ``RENDER_LIMIT_SECONDS``; what was queued still plays.
         """
         self._stopped = False
         self.first_audio_at = None
@@ -169,7 +266,7 @@ class CallSpeaker:
         try:
             for chunk in chunks:
                 pcm = await self._pcm(chunk.text)
-                if self._stopped or self.audio.closed:
+                if pcm is None or self._stopped or self.audio.closed:
                     break
                 self.audio.play(pcm)
                 if self.first_audio_at is None:
@@ -207,6 +304,13 @@ class CallSpeaker:
             "rendered %d chars in %.0f ms", len(sentence), 1000 * (time.perf_counter() - started)
         )
         return _pcm_bytes(parts)
+
+
+def _note_failed_prefetch(job: asyncio.Future[bytes]) -> None:
+    """Rendering ahead is an optimisation: its failure is only noted (the chunk is rendered
+    again when it is said, where a failure counts); this also marks the exception retrieved."""
+    if not job.cancelled() and (err := job.exception()) is not None:
+        log.debug("rendering ahead failed: %s", err, exc_info=err)
 
 
 def _pcm_bytes(parts: list[npt.NDArray[np.int16]]) -> bytes:
