@@ -478,7 +478,7 @@ def args(**overrides: object) -> argparse.Namespace:
     values: dict[str, object] = {
         "to": None, "from_user": "+14165550123", "say": [], "record": None, "pai": None,
         "codec": None, "json": False, "asr_model": None, "no_transcript": False, "bind": None,
-        "prompt_silence": 1.0, "pace": None,
+        "prompt_silence": 1.0, "pace": None, "noise": None,
         "turn_timeout": 20.0, "answer_timeout": 15.0, "end_timeout": 20.0,
     }  # fmt: skip
     values.update(overrides)

@@ -94,9 +94,10 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
             problems.append(Problem(name, None, f"must be {low:g} to {high:g} seconds"))
     if args.pace is not None and not 0.5 <= args.pace <= 2.0:
         problems.append(Problem("--pace", None, f"must be 0.5 to 2.0, got {args.pace:g}"))
+    noise: float | None = args.noise
     low, high = NOISE_DBFS_RANGE
-    if args.noise is not None and not low <= args.noise <= high:
-        message = f"must be {low:g} to {high:g} dBFS (RMS), got {args.noise:g}"
+    if noise is not None and not low <= noise <= high:
+        message = f"must be {low:g} to {high:g} dBFS (RMS), got {noise:g}"
         problems.append(Problem("--noise", None, message))
     prompt = PromptSettings()
     try:
@@ -123,7 +124,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
         prompt=prompt,
         answer_timeout=args.answer_timeout,
         end_timeout=args.end_timeout,
-        noise_dbfs=args.noise,
+        noise_dbfs=noise,
     )
 
 

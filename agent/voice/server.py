@@ -22,6 +22,7 @@ from agent.asr.whisper import FasterWhisperTranscriber
 from agent.billing.db_work import DatabaseThread
 from agent.config import Config
 from agent.dialog.policy import ATTESTED
+from agent.dialog.prompts import STALL_FILLER
 from agent.dialog.session import make_policy
 from agent.dialog.types import InvoiceView
 from agent.nlu.client import RasaIntentParser
@@ -90,6 +91,7 @@ def fixed_sentences(config: Config) -> list[str]:
         prompts.text_opted_out(),
         config.escalation.message,
         config.escalation.callback_message,
+        STALL_FILLER,  # played from memory while a live reply is late (agent.voice.speaker)
         *(route.message for route in config.escalation.reasons.values()),
         "Would you like me to text you a secure link to pay it?",
         "Shall I text you a secure link to pay it?",
