@@ -103,12 +103,16 @@ def sqlite_database(path: Path, body_key_file: Path | None = None) -> Iterator[N
         close_database()
 
 
-def write_config(path: Path, nlu_url: str, db_path: Path, extra: str = "") -> Path:
-    """A config file for one test: its own SQLite file, the session's NLU server."""
+def write_config(
+    path: Path, nlu_url: str, db_path: Path, extra: str = "", *, database_url: str = ""
+) -> Path:
+    """A config file for one test: its own SQLite file (or ``database_url``), the
+    session's NLU server."""
+    url = database_url or f"sqlite:///{db_path}"
     path.write_text(
         textwrap.dedent(f"""\
             [database]
-            url = "sqlite:///{db_path}"
+            url = "{url}"
 
             [nlu]
             url = "{nlu_url}"

@@ -1,8 +1,9 @@
 """The real agent service (`voice-agent run`) on loopback, for end-to-end phone tests.
 
 ``PhoneAgent.start`` runs the real command line with its own config (SQLite copy of the demo
-database, the session's Rasa server, a free SIP port, the given extra TOML) and waits for the
-"ready" line; ``stop`` sends SIGTERM, as systemd would, and returns the exit status.
+database, or a database URL the test seeded; the session's Rasa server, a free SIP port, the
+given extra TOML) and waits for the "ready" line; ``stop`` sends SIGTERM, as systemd would,
+and returns the exit status.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import socket
 import subprocess
 import textwrap
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.billing.call_events import CallEventType
+from agent.billing.db import close_database, open_database
 from agent.billing.models import Call, CallEvent, SmsMessage
 from tests.conftest import VOICE_AGENT, free_port, sqlite_database, write_config
 
@@ -79,6 +82,8 @@ class PhoneAgent:
     command: tuple[str, ...] = (VOICE_AGENT,)
     """What runs the agent: ``voice-agent``, or a launcher that takes its arguments (e.g.
     ``tests/faulty_tts_agent.py``, which breaks Piper inside the real agent first)."""
+    database_url: str = ""
+    """The agent's database when it is not the SQLite file ``db`` (e.g. PostgreSQL)."""
 
     @property
     def uri(self) -> str:
@@ -89,17 +94,22 @@ class PhoneAgent:
         cls,
         folder: Path,
         nlu_url: str,
-        demo_db_template: Path,
+        demo_db_template: Path | None,
         extra: str = "",
         *,
         sip_extra: str = "",
         command: tuple[str, ...] = (VOICE_AGENT,),
+        database_url: str = "",
     ) -> PhoneAgent:
         """``sip_extra``: lines added to the ``[sip]`` section (which sets the port);
-        ``command``: what runs the agent (see the field)."""
+        ``command``: what runs the agent (see the field); ``database_url``: the database
+        the agent uses instead of a copy of ``demo_db_template`` (then None), already
+        holding what the test needs (its outbox key: ``body_key_file``)."""
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / "agent.db"
-        shutil.copyfile(demo_db_template, db)
+        if not database_url:
+            assert demo_db_template is not None, "a SQLite template or a database URL"
+            shutil.copyfile(demo_db_template, db)
         sip_port = free_udp_port()
         sip_section = textwrap.dedent(f"""
             [sip]
@@ -117,10 +127,15 @@ class PhoneAgent:
             settings = settings.replace("[sms]\n", "[sms]\n" + key, 1)
         else:
             settings += "\n[sms]\n" + key
-        config = write_config(folder / "agent.toml", nlu_url, db, settings)
+        config = write_config(
+            folder / "agent.toml", nlu_url, db, settings, database_url=database_url
+        )
         log_path = folder / "agent.log"
         process = _launch(config, folder, log_path, "w", command)
-        agent = cls(folder, db, config, sip_port, process, log_path, command=command)
+        agent = cls(
+            folder, db, config, sip_port, process, log_path,
+            command=command, database_url=database_url,
+        )  # fmt: skip
         agent._ready_or_kill()
         return agent
 
@@ -174,6 +189,9 @@ class PhoneAgent:
         return self.folder / "var" / "outbox.key"
 
     def database(self) -> AbstractContextManager[None]:
+        """The agent's database, opened in the test process (closed on leaving)."""
+        if self.database_url:
+            return _opened(self.database_url, self.body_key_file)
         return sqlite_database(self.db, self.body_key_file)
 
     def call_record(self, sip_call_id: str) -> dict[str, Any]:
@@ -190,6 +208,15 @@ class PhoneAgent:
                 "events": events,
                 "sms": sms,
             }
+
+
+@contextmanager
+def _opened(url: str, body_key_file: Path) -> Iterator[None]:
+    open_database(url, str(body_key_file))
+    try:
+        yield
+    finally:
+        close_database()
 
 
 def _launch(

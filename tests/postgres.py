@@ -38,7 +38,8 @@ class PostgresServer:
     """A running test cluster and how to reach it."""
 
     folder: Path
-    """Temp folder holding data/, socket/ and server.log; deleted on stop."""
+    """Temp folder holding data/, socket/ and server.log; deleted when ``running_cluster``
+    ends (not by ``stop``)."""
     bin_dir: Path
     socket_dir: Path
     port: int
@@ -63,6 +64,25 @@ class PostgresServer:
         self.psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         self.psql(f'CREATE DATABASE "{database}" OWNER {ROLE}')
         return self.url(database)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.folder / "data"
+
+    def start(self) -> None:
+        """Start the server on its port and socket folder (again, after ``stop``); returns
+        once it takes connections (``pg_ctl -w``), RuntimeError if it does not."""
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir}"
+        options += " -c fsync=off -c full_page_writes=off"  # a test cluster: speed only
+        self.run(
+            self.bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.folder / "server.log",
+            "-o", options, "-w", "-t", str(_START_SECONDS), "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop the server (``-m fast``: open connections are closed, none waited for);
+        returns once it is down. ``start`` brings it back with its data."""
+        self.run(self.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "fast", "-w", "stop")
 
     def run(self, *command: str | Path) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL program as the server's user; RuntimeError if it fails."""
@@ -122,7 +142,7 @@ def running_cluster() -> Iterator[PostgresServer]:
     bin_dir = find_bin_dir()
     run_as = _server_user()
     folder = Path(tempfile.mkdtemp(prefix="voice-agent-pg-"))
-    data_dir, socket_dir = folder / "data", folder / "socket"
+    socket_dir = folder / "socket"
     socket_dir.mkdir()
     if run_as is not None:
         owner = pwd.getpwnam(run_as)
@@ -134,15 +154,10 @@ def running_cluster() -> Iterator[PostgresServer]:
         try:
             # The superuser logs in by local trust (socket only); TCP logins need a password.
             server.run(
-                bin_dir / "initdb", "-D", data_dir, "-U", SUPERUSER, "-E", "UTF8",
+                bin_dir / "initdb", "-D", server.data_dir, "-U", SUPERUSER, "-E", "UTF8",
                 "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256",
             )  # fmt: skip
-            options = f"-c listen_addresses=127.0.0.1 -p {server.port} -k {socket_dir}"
-            options += " -c fsync=off -c full_page_writes=off"  # a test cluster: speed only
-            server.run(
-                bin_dir / "pg_ctl", "-D", data_dir, "-l", folder / "server.log",
-                "-o", options, "-w", "-t", str(_START_SECONDS), "start",
-            )  # fmt: skip
+            server.start()
             started = True
             server.psql(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
             server.recreate_database()
@@ -154,6 +169,6 @@ def running_cluster() -> Iterator[PostgresServer]:
     finally:
         try:
             if started:
-                server.run(bin_dir / "pg_ctl", "-D", data_dir, "-m", "fast", "-w", "stop")
+                server.stop()
         finally:
             shutil.rmtree(folder, ignore_errors=True)

@@ -7,8 +7,8 @@ raises) and the call record checked afterwards.
 
 from __future__ import annotations
 
-import json
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path

@@ -112,6 +112,17 @@ class InlineDatabase:
         return done
 
 
+def write_transaction() -> Any:
+    """A transaction for a write that may read first: on SQLite it takes the write lock at
+    BEGIN, so it waits ``busy_timeout`` for another writer (an import, ``db prune``) instead
+    of failing at once when its first write follows a read (a plain BEGIN upgrading under
+    WAL does); elsewhere (PostgreSQL, or inside a transaction) a plain ``atomic()``."""
+    database = database_proxy.obj
+    if isinstance(database, pw.SqliteDatabase) and database.transaction_depth() == 0:
+        return database.atomic(lock_type="IMMEDIATE")
+    return database_proxy.atomic()
+
+
 def _reconnecting(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``; after a connection-level failure (PostgreSQL restarted, its socket
     gone) the thread's connection is closed, so the next job opens a fresh one."""

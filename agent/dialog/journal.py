@@ -28,8 +28,8 @@ from typing import Any
 import peewee as pw
 
 from agent.billing.call_events import CallEventType
-from agent.billing.db_work import DatabaseWork
-from agent.billing.models import Call, CallEvent, database_proxy, utcnow
+from agent.billing.db_work import DatabaseWork, write_transaction
+from agent.billing.models import Call, CallEvent, utcnow
 from agent.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class CallJournal:
                 return
             row_id = self.call.id
             try:
-                with database_proxy.atomic():
+                with write_transaction():  # waits busy_timeout for another writer
                     if row_due:
                         self.call.save()
                     for event in events:
@@ -239,7 +239,7 @@ def error_chain(err: BaseException) -> str:
     messages: list[str] = []
     seen: BaseException | None = err
     while seen is not None and len(messages) < 5:
-        text = str(seen) or type(seen).__name__
+        text = " ".join(str(seen).split()) or type(seen).__name__  # libpq's: several lines
         if text not in messages:
             messages.append(text)
         seen = seen.__cause__ or seen.__context__

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import peewee as pw
 
+from agent.billing.db_work import write_transaction
 from agent.billing.models import SmsMessage, database_proxy
 from agent.sms.limit import COUNTED_STATUSES
 
@@ -29,11 +30,7 @@ PAYMENT_TEXT = "payment-link"
 def payment_text_transaction(number: str) -> Iterator[None]:
     """A transaction that holds the cap lock for ``number`` until it ends."""
     database = database_proxy.obj
-    if isinstance(database, pw.SqliteDatabase) and database.transaction_depth() == 0:
-        atomic = database.atomic(lock_type="IMMEDIATE")
-    else:
-        atomic = database_proxy.atomic()
-    with atomic:
+    with write_transaction():
         if isinstance(database, pw.PostgresqlDatabase):
             key = pw.fn.pg_advisory_xact_lock(_lock_key(number))
             pw.Select(columns=[key]).execute(database)
