@@ -1,7 +1,8 @@
 """What ``voice-agent run`` keeps running beside the SIP endpoint.
 
-The web service (pay pages, payment webhooks, SMS gateway callbacks, ``/healthz``) and the
-SMS outbox worker. Each is started before calls are answered and stopped after the last
+The web service (pay pages, payment webhooks, SMS gateway callbacks, ``/healthz``: on its
+own thread and event loop, ``WebThread``, so its database waits never hold up call audio)
+and the SMS outbox worker. Each is started before calls are answered and stopped after the last
 call has ended, so a text queued by a call's goodbye still goes out.
 """
 
@@ -13,7 +14,7 @@ from agent.config import Config
 from agent.sms.drivers import build_gateway
 from agent.sms.outbox import Outbox
 from agent.sms.worker import OutboxWorker
-from agent.web.app import WebService
+from agent.web.thread import WebThread
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class BackgroundServices:
         self.config = config
         self.outbox = outbox or Outbox(build_gateway(config), config)
         self._sms_worker: OutboxWorker | None = None
-        self._web: WebService | None = None
+        self._web: WebThread | None = None
 
     async def start(self) -> None:
         await self._start_web()
@@ -38,7 +39,7 @@ class BackgroundServices:
 
     async def _start_web(self) -> None:
         """Raises ``WebServiceError`` (exit 1) when ``[web] port`` is taken."""
-        web = WebService(self.config)
+        web = WebThread(self.config)
         await web.start()
         self._web = web
 

@@ -42,8 +42,4 @@ if __name__ == "__main__":
     if fault not in FAULTS:
         sys.exit(f"usage: {sys.argv[0]} raise|hang MARKER [voice-agent arguments...]")
     break_piper(fault, marker)
-    import agent.voice.server as _srv  # TEMPORARY (verification): warm the filler
-    from agent.dialog.prompts import STALL_FILLER as _F
-    _orig = _srv.fixed_sentences
-    _srv.fixed_sentences = lambda config: [*_orig(config), _F]
     sys.exit(main(args))

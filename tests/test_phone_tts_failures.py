@@ -6,7 +6,7 @@ Dana's invoice amount ("for two hundred eighty-five dollars, ..."), which is ren
 the call (its opener "I see one open invoice," comes from memory). Piper either raises on it
 or blocks its thread for good. Dana calls with the real `voice-agent test-call`; she must hear
 the transfer message (after a hang, first the opener and the filler "Just a moment." instead
-of long silence; a raise comes at once, and the call drops the opener still queued) and be
+of long silence; after a raise, the opener already queued plays first) and be
 handed to the CSR queue (SIPp, which checks that the INVITE came from a REFER). The call
 record says ``escalated`` / ``tts-failed``, and the audit has the error's code. After the
 hang, another caller's reply is still rendered (a fresh thread).
@@ -31,7 +31,8 @@ MARKER = "two hundred eighty-five dollars"
 """In Dana's invoice read-back only: never in a pre-rendered prompt or another caller's."""
 LAUNCHER = Path(__file__).with_name("faulty_tts_agent.py")
 FILLER = ("just a moment",)
-OPENER = ("one open invoice",)
+OPENER = ("i see one open",)
+"""("I see one open invoice," alone before a silence: Whisper has heard "open end voice".)"""
 
 
 @pytest.fixture(params=["raise", "hang"])

@@ -46,6 +46,10 @@ def open_database(url: str, body_key_file: str = DEFAULT_BODY_KEY_FILE) -> pw.Da
         if "sqlite" in scheme:
             _make_parent_directory(url)
             options["pragmas"] = SQLITE_PRAGMAS
+            # Every transaction takes the write lock at BEGIN, so it waits busy_timeout for
+            # another writer (the web thread, the calls' database thread, an import); a plain
+            # BEGIN that reads and then writes fails at once under WAL instead.
+            options["lock_type"] = "IMMEDIATE"
         # A password holding "@", "/", ":" or "#" must be percent-encoded in a URL, so
         # decode it (as libpq and SQLAlchemy do); playhouse.db_url does not by default.
         database = db_url.connect(url, unquote_password=True, unquote_user=True, **options)

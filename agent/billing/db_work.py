@@ -86,7 +86,7 @@ class DatabaseThread:
         """Finish the queued work (``wait``), then close the thread's connection."""
         if wait:
             with contextlib.suppress(Exception):  # its errors were reported to whoever asked
-                self._pool.submit(_close_connection).result()
+                self._pool.submit(close_thread_connection).result()
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
@@ -112,28 +112,18 @@ class InlineDatabase:
         return done
 
 
-def write_transaction() -> Any:
-    """A transaction for a write that may read first: on SQLite it takes the write lock at
-    BEGIN, so it waits ``busy_timeout`` for another writer (an import, ``db prune``) instead
-    of failing at once when its first write follows a read (a plain BEGIN upgrading under
-    WAL does); elsewhere (PostgreSQL, or inside a transaction) a plain ``atomic()``."""
-    database = database_proxy.obj
-    if isinstance(database, pw.SqliteDatabase) and database.transaction_depth() == 0:
-        return database.atomic(lock_type="IMMEDIATE")
-    return database_proxy.atomic()
-
-
 def _reconnecting(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``; after a connection-level failure (PostgreSQL restarted, its socket
     gone) the thread's connection is closed, so the next job opens a fresh one."""
     try:
         return fn(*args)
     except UNAVAILABLE:
-        _close_connection()
+        close_thread_connection()
         raise
 
 
-def _close_connection() -> None:
+def close_thread_connection() -> None:
+    """Close the calling thread's connection, if it has one (the models stay bound)."""
     database = database_proxy.obj
     if database is not None:
         with contextlib.suppress(Exception):  # a dead connection may fail to close cleanly

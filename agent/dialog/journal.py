@@ -28,8 +28,8 @@ from typing import Any
 import peewee as pw
 
 from agent.billing.call_events import CallEventType
-from agent.billing.db_work import DatabaseWork, write_transaction
-from agent.billing.models import Call, CallEvent, utcnow
+from agent.billing.db_work import DatabaseWork
+from agent.billing.models import Call, CallEvent, database_proxy, utcnow
 from agent.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class CallJournal:
                 return
             row_id = self.call.id
             try:
-                with write_transaction():  # waits busy_timeout for another writer
+                with database_proxy.atomic():  # BEGIN IMMEDIATE on SQLite: waits busy_timeout
                     if row_due:
                         self.call.save()
                     for event in events:

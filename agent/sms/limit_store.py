@@ -18,7 +18,6 @@ from datetime import datetime
 
 import peewee as pw
 
-from agent.billing.db_work import write_transaction
 from agent.billing.models import SmsMessage, database_proxy
 from agent.sms.limit import COUNTED_STATUSES
 
@@ -30,7 +29,7 @@ PAYMENT_TEXT = "payment-link"
 def payment_text_transaction(number: str) -> Iterator[None]:
     """A transaction that holds the cap lock for ``number`` until it ends."""
     database = database_proxy.obj
-    with write_transaction():
+    with database_proxy.atomic():  # BEGIN IMMEDIATE on SQLite (agent.billing.db)
         if isinstance(database, pw.PostgresqlDatabase):
             key = pw.fn.pg_advisory_xact_lock(_lock_key(number))
             pw.Select(columns=[key]).execute(database)

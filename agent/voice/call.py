@@ -372,7 +372,8 @@ class VoiceCall:
                 if speaking is not None and not speaking.done():
                     waits.add(speaking)
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if speaking is not None and speaking.done() and speaking.exception() is not None:
+                failed = speaking is not None and speaking.done() and not speaking.cancelled()
+                if failed and speaking is not None and speaking.exception() is not None:
                     getter.cancel()
                     await speaking  # synthesis failed: raised to the call's failure boundary
                 if speaking is not None and speaking.done() and not self._listener.armed:
@@ -496,8 +497,7 @@ class VoiceCall:
         already_over = session.ended
         turn = session.fail_safe(error)
         reason = session.summary.escalation_reason if already_over else failure_reason(error)
-        self._speaker.silence()  # whatever was queued before the failure
-        try:
+        try:  # after what was already queued (a sentence at most): no cut mid-word
             if turn.say:
                 await self._say_last(turn.say)
         except Exception as err:  # the words failed too: the transfer still goes out

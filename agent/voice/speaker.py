@@ -17,9 +17,11 @@ moment.") is played from memory, at most ``FILLER_PLAYS`` times. Synthesis that 
 is not done within ``RENDER_LIMIT_SECONDS``, makes ``say()`` raise ``SpeechFailedError``
 (code ``tts-failed``; the call then transfers the caller with the transfer message, from
 memory); a stuck synthesis thread is replaced (``Worker.replace_stuck``), so later replies,
-this call's and others', are rendered again. With "Just a moment." (about 0.7 s) the
-caller hears at most about 1.2 s of silence at a time: fillers at 1.2, 3.1 and 5.0 s, the
-failure at 6 s, and the transfer message at once after it.
+this call's and others', are rendered again. With "Just a moment." (0.9 s from Piper) the
+caller hears at most about 1.2 s of silence at a time: for a reply stuck from its start,
+fillers at 1.2, 3.3 and 5.4 s, the failure at 6 s and the transfer message at once after it
+(the phone test, tests/test_phone_tts_failures.py, logged the fillers 1.2 s after the
+opener ended and 2.2 s apart).
 """
 
 from __future__ import annotations
