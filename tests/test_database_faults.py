@@ -16,14 +16,12 @@ dropped because the loop fell behind, frames sent late); the figures are printed
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,17 +35,16 @@ from agent.billing.db import close_database, open_database
 from agent.billing.demo import seed_demo
 from agent.billing.models import Call, CallEvent
 from agent.config import Config
-from tests.heard import assert_heard
-from tests.phone_agent import PhoneAgent, wait_for_greeting
+from tests.faults import call_while_it_fails
+from tests.phone_agent import PhoneAgent
 from tests.postgres import (
     PostgresServer,
     postgres_fixture,  # noqa: F401 (provides the `postgres` fixture)
 )
-from tests.test_phone_calls import GREETING, TRANSFER, CsrQueue, call_args
+from tests.test_phone_calls import CsrQueue
 
 pytestmark = pytest.mark.timeout(480)
 
-DANA = "+14165550123"
 TURNS = ("I'd like to pay my bill.", "Yes, please.")
 LOCK_SECONDS = 60.0
 """How long the other process holds SQLite's write lock (the issue's figure)."""
@@ -136,7 +133,7 @@ def test_database_locked_mid_call_transfers_the_caller_and_keeps_the_record(
             nonlocal lock
             lock = WriteLock(agent.db, LOCK_SECONDS)
 
-        sip_call_id = call_while_the_database_fails(agent, csr, take_the_lock)
+        sip_call_id = call_while_it_fails(agent, csr, TURNS, take_the_lock, "the database locked")
         assert lock is not None
         held = lock.released()
         print(f"another process held the write lock for {held:.1f} s")
@@ -175,7 +172,7 @@ def test_postgresql_stopped_mid_call_transfers_the_caller_and_keeps_the_record(
             postgres.stop()
             stopped = True
 
-        sip_call_id = call_while_the_database_fails(agent, csr, stop_the_server)
+        sip_call_id = call_while_it_fails(agent, csr, TURNS, stop_the_server, "PostgreSQL stopped")
         postgres.start()
         stopped = False
         record = wait_for_record(agent, sip_call_id)
@@ -188,34 +185,6 @@ def test_postgresql_stopped_mid_call_transfers_the_caller_and_keeps_the_record(
                 postgres.start()
     assert read_record(agent, sip_call_id) == record
     check_record(agent, record, r"connect|terminat|closed|shut ?down")
-
-
-def call_while_the_database_fails(
-    agent: PhoneAgent, csr: CsrQueue, fail: Callable[[], None]
-) -> str:
-    """Dana's call, ``fail()`` once she was greeted; returns its SIP Call-ID."""
-    csr.expect("csr_answers.xml")
-    args = call_args(agent, DANA, *TURNS)
-    caller = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_greeting(agent)  # recorded before it plays; Dana speaks after it
-        fail()
-        out, err = caller.communicate(timeout=200)
-    finally:
-        if caller.poll() is None:
-            caller.kill()
-            caller.communicate()
-    assert caller.returncode == 0, out[-3000:] + err[-3000:]
-    *turns, final = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    print("greeted, then the database failed:", [t["agent"] for t in turns], final)
-    assert final["failure"] is None, final
-    assert_heard(turns[0]["agent"], *GREETING)
-    assert_heard(turns[-1]["agent"], *TRANSFER)  # told, not left waiting on the database
-    assert final["transferred_to"] == csr.uri  # and handed over (REFER)
-    code, messages = csr.result()
-    assert code == 0, messages[-3000:]  # the CSR got an INVITE carrying Referred-By
-    assert agent.process.poll() is None, agent.log_tail()  # the agent is still up
-    return str(final["sip_call_id"])
 
 
 def read_record(agent: PhoneAgent, sip_call_id: str) -> Record:

@@ -35,9 +35,10 @@ from agent.billing.models import Call, CallEvent, database_proxy
 from agent.config import Config
 from agent.dialog.session import ConversationSession, make_policy
 from agent.sms.outbox import Outbox
+from tests.faults import DANA, call_while_it_fails
 from tests.heard import assert_heard
-from tests.phone_agent import PhoneAgent, wait_for_greeting
-from tests.test_phone_calls import GREETING, TRANSFER, CsrQueue, call_args
+from tests.phone_agent import PhoneAgent
+from tests.test_phone_calls import TRANSFER, CsrQueue, call_args
 from tests.test_session import TODAY, RecordingGateway, ScriptedParser
 
 pytestmark = [
@@ -45,7 +46,6 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root"),
 ]
 
-DANA = "+14165550123"
 DISK_KB = 4096
 """The demo database is about 200 KiB; the rest is room for its WAL until the test fills it."""
 DISK_FULL_LINE = re.compile(r"^.* ERROR agent\.[\w.]+: call \d+: .*disk is full.*$", re.MULTILINE)
@@ -91,7 +91,7 @@ def test_a_session_keeps_what_a_full_disk_refused_and_writes_it_when_there_is_ro
         try:
             seed_demo("US", TODAY)
             database_proxy.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # writes append
-            outbox = Outbox(RecordingGateway(), config)  # type: ignore[arg-type]
+            outbox = Outbox(RecordingGateway(), config)
             greeted = _session(config, outbox)
             assert greeted.begin().say and greeted.complete
             filler = fill(disk)
@@ -149,7 +149,9 @@ def test_disk_full_mid_call_transfers_the_caller_and_keeps_the_database(
         (disk / "agent.log").symlink_to(tmp_path / "agent.log")  # the journal: not on the disk
         agent = PhoneAgent.start(disk, nlu_url, demo_db_template, extra)
         try:
-            first = call_while_the_disk_fills(agent, csr, disk)
+            first = call_while_it_fails(
+                agent, csr, ["I'd like to pay my bill."], lambda: fill(disk), "the disk filled"
+            )
             log = agent.log_path.read_text(errors="replace")
             assert DISK_FULL_LINE.search(log), log[-5000:]
             assert DANA not in log
@@ -170,32 +172,6 @@ def test_disk_full_mid_call_transfers_the_caller_and_keeps_the_database(
         log = agent.log_path.read_text(errors="replace")
         completed = re.findall(r"WARNING agent\.dialog\.journal: call \S+: record completed", log)
         assert len(completed) == 2, log[-5000:]
-
-
-def call_while_the_disk_fills(agent: PhoneAgent, csr: CsrQueue, disk: Path) -> str:
-    """Dana's call, the disk filled once she was greeted; returns its SIP Call-ID."""
-    csr.expect("csr_answers.xml")
-    args = call_args(agent, DANA, "I'd like to pay my bill.")
-    caller = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_greeting(agent)  # recorded before it plays; Dana speaks after it
-        fill(disk)
-        out, err = caller.communicate(timeout=200)
-    finally:
-        if caller.poll() is None:
-            caller.kill()
-            caller.communicate()
-    assert caller.returncode == 0, out[-3000:] + err[-3000:]
-    *turns, final = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    print("greeted, then the disk filled:", [t["agent"] for t in turns], final)  # on failure
-    assert final["failure"] is None, final
-    assert_heard(turns[0]["agent"], *GREETING)
-    assert_heard(turns[-1]["agent"], *TRANSFER)  # told, not dropped in silence
-    assert final["transferred_to"] == csr.uri  # and handed over (REFER)
-    code, messages = csr.result()
-    assert code == 0, messages[-3000:]  # the CSR got an INVITE carrying Referred-By
-    assert agent.process.poll() is None, agent.log_tail()  # the agent is still up
-    return str(final["sip_call_id"])
 
 
 def call_on_a_full_disk(agent: PhoneAgent, csr: CsrQueue) -> str:
