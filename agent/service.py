@@ -23,9 +23,9 @@ from agent.billing.db import close_database
 from agent.config import Config
 from agent.nlu.supervisor import NluState, NluSupervisor
 from agent.sip.endpoint import SipEndpoint
-from agent.voice.call import VoiceServices
 from agent.voice.interrupted import close_interrupted_calls_at_start
 from agent.voice.server import VoiceServer, build_voice_services
+from agent.voice.services import VoiceServices
 from agent.watchdog import sd_notify
 
 log = logging.getLogger(__name__)

@@ -31,20 +31,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.asr import AsrError
-from agent.asr.whisper import Transcriber
-from agent.audio.segmenter import SegmenterSettings
 from agent.audio.vad import WebRtcVad
 from agent.billing.call_events import CallEventType
-from agent.billing.db_work import DatabaseWork, InlineDatabase
-from agent.config import Config
 from agent.dialog.anticipate import likely_replies
-from agent.dialog.journal import CallJournal
 from agent.dialog.session import (
     ConversationSession,
     Turn,
@@ -54,7 +47,6 @@ from agent.dialog.session import (
 )
 from agent.dialog.verify import check_caller
 from agent.errors import DatabaseUnavailableError
-from agent.nlu.client import IntentParser
 from agent.sip.events import (
     CallAnswered,
     CallEnded,
@@ -63,18 +55,23 @@ from agent.sip.events import (
     IncomingCall,
     TransferStatus,
 )
-from agent.sip.media import CallAudio
-from agent.sms.outbox import Outbox
-from agent.tts import Synthesizer
+from agent.voice.inputs import (
+    CallControl,
+    CallInput,
+    RecognitionFailedError,
+    RecordRefused,
+    Shutdown,
+    TimeLimit,
+)
 from agent.voice.listener import (
     CallerTurn,
     HearingFailed,
-    ListenerEvent,
     NoInput,
     SpeechStarted,
     TentativeTranscript,
     TurnListener,
 )
+from agent.voice.services import VoiceServices
 from agent.voice.speaker import CallSpeaker
 from agent.voice.transfer import (
     TRANSFER_WAIT_SECONDS,
@@ -82,111 +79,11 @@ from agent.voice.transfer import (
     TransferTracker,
     transfer_uri,
 )
-from agent.voice.workers import Worker
 
 log = logging.getLogger(__name__)
 
 ANSWER_WAIT_SECONDS = 10.0
 """From our 200 OK to the caller's ACK and media; without them the call is given up."""
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    """The service is stopping: say goodbye and end the call."""
-
-
-@dataclass(frozen=True)
-class TimeLimit:
-    """The call has lasted ``[sip] max_call_seconds``: say goodbye and end it."""
-
-
-@dataclass(frozen=True)
-class RecordRefused:
-    """The database refused the call's record (locked, down, full): hand the caller over."""
-
-    reason: str
-
-
-class RecognitionFailedError(AsrError):
-    """Speech recognition raised on the caller's turn."""
-
-    code = "asr-failed"
-
-
-CallInput = (
-    ListenerEvent
-    | CallAnswered
-    | CallEnded
-    | DtmfDigit
-    | TransferStatus
-    | Shutdown
-    | TimeLimit
-    | RecordRefused
-)
-
-
-class CallControl(Protocol):
-    """What a call needs from the SIP endpoint (``SipEndpoint`` provides it)."""
-
-    def audio(self, call_id: int) -> CallAudio: ...
-    async def answer(self, call_id: int) -> None: ...
-    async def hangup(self, call_id: int, status: int = 603) -> None: ...
-    async def transfer(self, call_id: int, target: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class VoiceServices:
-    """What every call shares: config, NLU client, SMS outbox, speech models."""
-
-    config: Config
-    parser: IntentParser
-    outbox: Outbox
-    transcriber: Transcriber
-    tts: Synthesizer
-    asr_pool: Worker = field(default_factory=lambda: Worker("asr"))
-    """Runs every call's transcriptions, as many at once as the transcriber has workers."""
-    tts_pool: Worker = field(default_factory=lambda: Worker("tts"))
-    """Runs every call's speech synthesis, one sentence at a time."""
-    database: DatabaseWork = field(default_factory=InlineDatabase)
-    """Where the calls' database work runs (``DatabaseThread`` in ``voice-agent run``)."""
-    live_calls: set[int] = field(default_factory=set)
-    """Calls in progress (their call ids)."""
-    incomplete: set[CallJournal] = field(default_factory=set)
-    """Ended calls whose record the database refused: each retries on its own timer, and
-    at once when a new call's row is written; the last try is at stop (``close_records``)."""
-
-    async def close_records(self) -> None:
-        """At stop: one last try for records the database refused, then its thread ends."""
-        for journal in list(self.incomplete):
-            journal.cancel_retry()
-            if not await journal.write_now():
-                log.error(
-                    "call %s: %d audit events could not be written before the agent stopped "
-                    "(the database refused them: %s)",
-                    journal.log_id,
-                    journal.pending,
-                    journal.refused,
-                )
-                journal.cancel_retry()
-        self.incomplete.clear()
-        close = getattr(self.database, "close", None)
-        if close is not None:
-            close()
-
-    def idle(self) -> bool:
-        """At most one call, and neither worker busy: room for work done ahead."""
-        busy = self.asr_pool.in_flight or self.tts_pool.in_flight
-        return len(self.live_calls) <= 1 and not busy
-
-    def segmenter_settings(self) -> SegmenterSettings:
-        asr = self.config.asr
-        return SegmenterSettings(
-            endpoint_silence_seconds=asr.endpoint_silence_ms / 1000,
-            speculative_silence_seconds=min(asr.speculative_silence_ms, asr.endpoint_silence_ms)
-            / 1000,
-            no_input_timeout_seconds=asr.no_input_timeout_seconds,
-            max_utterance_seconds=asr.max_utterance_seconds,
-        )
 
 
 class VoiceCall:

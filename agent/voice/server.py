@@ -32,7 +32,8 @@ from agent.sip.events import IncomingCall, SipEvent
 from agent.sms.drivers import build_gateway
 from agent.sms.outbox import Outbox
 from agent.tts import PiperSynthesizer, PromptCache
-from agent.voice.call import VoiceCall, VoiceServices
+from agent.voice.call import VoiceCall
+from agent.voice.services import VoiceServices
 from agent.voice.speaker import reply_chunks
 from agent.voice.workers import Worker
 from agent.watchdog import Watchdog
