@@ -21,6 +21,7 @@ from agent.admin.retention import DailyPrune
 from agent.background import BackgroundServices
 from agent.billing.db import close_database
 from agent.config import Config
+from agent.memory import limit_malloc_arenas
 from agent.nlu.supervisor import NluState, NluSupervisor
 from agent.sip.endpoint import SipEndpoint
 from agent.voice.interrupted import close_interrupted_calls_at_start
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def run_service(config: Config) -> int:
+    limit_malloc_arenas()  # before the models' threads exist (agent.memory)
     faulthandler.enable(all_threads=True)  # a crash or the watchdog's SIGABRT: every stack
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: the same, and it runs on
     nlu = NluSupervisor.from_settings(config.nlu)  # setup mistakes stop the start here
