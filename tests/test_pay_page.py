@@ -224,7 +224,11 @@ def test_second_pay_now_and_a_double_click_reuse_one_session(
     assert again == first and results == [first, first] and stored == [first]
     assert len(standin.sessions) == 1, "Stripe made a second session for one link"
     requests = standin.api_requests()
-    assert len(requests) == 3  # the second click reused the stored session without asking
+    # The first Pay now asked Stripe, the second reused the stored session without asking.
+    # The two clicks race: the later one either finds the session the earlier one stored (2
+    # requests in all) or asks Stripe too, with the same idempotency key (3): never a second
+    # session, never a second key (CI, loaded, saw 2).
+    assert len(requests) in (2, 3)
     assert len({r.headers["Idempotency-Key"] for r in requests}) == 1
 
 
