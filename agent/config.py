@@ -26,6 +26,7 @@ import phonenumbers
 from agent.config_locate import KeyLocator, KeyPath, ProblemLog, describe, show
 from agent.config_schema import (
     ESCALATION_REASONS,
+    AdminSettings,
     AgentSettings,
     AsrSettings,
     Config,
@@ -73,6 +74,7 @@ __all__ = [
     "Secret",
     "SipSettings",
     "WebSettings",
+    "AdminSettings",
     "SmsSettings",
     "StripeSettings",
     "TtsSettings",
@@ -89,8 +91,8 @@ DEFAULT_CONFIG_PATH = Path("config/agent.toml")
 """Used when nothing names a file; relative to the working directory; may be absent."""
 
 _TOP_LEVEL = (
-    "agent", "agents", "escalation", "database", "nlu", "sms", "paylinks", "web", "payments",
-    "sip", "asr", "tts",
+    "agent", "agents", "escalation", "database", "nlu", "sms", "paylinks", "web", "admin",
+    "payments", "sip", "asr", "tts",
 )  # fmt: skip
 _DATABASE_SCHEMES = ("sqlite", "postgres", "postgresql", "postgresext", "cockroachdb")
 _SMS_PLACEHOLDERS = ("company", "invoice", "amount", "url")
@@ -187,6 +189,7 @@ class _Validator(ProblemLog):
             sms=self._sms(raw["sms"]),
             paylinks=self._paylinks(raw["paylinks"]),
             web=self._web(raw["web"]),
+            admin=self._admin(raw["admin"]),
             payments=self._payments(raw["payments"]),
             sip=self._sip(raw["sip"]),
             asr=self._section(AsrSettings, raw["asr"], ("asr",)),
@@ -487,14 +490,15 @@ class _Validator(ProblemLog):
             self.report(path, "must not contain a query string ('?...')")
         return settings
 
+    def _ip_address(self, value: str, path: KeyPath) -> None:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            self.report(path, f"{show(value)} is not an IP address")
+
     def _web(self, raw: object) -> WebSettings:
         web: WebSettings = self._section(WebSettings, raw, ("web",))
-        try:
-            ipaddress.ip_address(web.listen_address)
-        except ValueError:
-            self.report(
-                ("web", "listen_address"), f"{show(web.listen_address)} is not an IP address"
-            )
+        self._ip_address(web.listen_address, ("web", "listen_address"))
         path = ("web", "callback_base_url")
         self._http_url(web.callback_base_url, path)
         if "?" in web.callback_base_url:
@@ -502,6 +506,11 @@ class _Validator(ProblemLog):
         for network in web.trusted_proxies:
             self._network(network, ("web", "trusted_proxies"))
         return web
+
+    def _admin(self, raw: object) -> AdminSettings:
+        admin: AdminSettings = self._section(AdminSettings, raw, ("admin",))
+        self._ip_address(admin.listen_address, ("admin", "listen_address"))
+        return admin
 
     def _payments(self, raw: object) -> PaymentSettings:
         payments: PaymentSettings = self._section(PaymentSettings, raw, ("payments",))

@@ -337,6 +337,25 @@ class PaylinkSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """``[admin]``: the admin listener in ``voice-agent run`` (``/metrics`` for Prometheus and
+    the owner's dashboard), apart from the public pay pages."""
+
+    enabled: bool = True
+    """False: no admin listener (no metrics, no dashboard)."""
+
+    listen_address: str = "127.0.0.1"
+    """The address it listens on; keep it on loopback or a management network."""
+
+    port: int = field(default=8081, metadata=between(0, 65535))
+    """The TCP port it listens on; 0: a free port the system picks (shown at start)."""
+
+    password_hash: Secret = Secret(env="VOICE_AGENT_ADMIN_PASSWORD_HASH")
+    """The dashboard password's hash (``voice-agent admin password``), in the file or as
+    {env = "NAME"}. Unset: the dashboard is closed; ``/metrics`` needs no password."""
+
+
+@dataclass(frozen=True)
 class WebSettings:
     """``[web]``: the HTTP service in ``voice-agent run`` (pay pages, webhooks, callbacks)."""
 
@@ -548,6 +567,9 @@ class Config:
 
     web: WebSettings = field(default_factory=WebSettings)
     """``[web]``."""
+
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    """``[admin]``."""
 
     payments: PaymentSettings = field(default_factory=PaymentSettings)
     """``[payments]``, ``[payments.stripe]``, ``[payments.portal]``."""

@@ -90,7 +90,7 @@ async def _serve(config: Config, services: VoiceServices, nlu: NluSupervisor) ->
     pruning = asyncio.create_task(prune.run(), name="daily-prune")
     watching = asyncio.create_task(nlu.watch(), name="nlu-watch")
     try:
-        await _answer_calls(config, services, stop, background.web_url, nlu, hurry=hurry)
+        await _answer_calls(config, services, stop, background, nlu, hurry=hurry)
     finally:
         pruning.cancel()
         watching.cancel()
@@ -120,7 +120,7 @@ async def _answer_calls(
     config: Config,
     services: VoiceServices,
     stop: asyncio.Event,
-    web_url: str,
+    background: BackgroundServices,
     nlu: NluSupervisor,
     *,
     hurry: asyncio.Event,
@@ -139,7 +139,8 @@ async def _answer_calls(
         print(
             f"voice-agent ready for {config.agent.company_name}: answering SIP on "
             f"{sip.transport} {sip.listen_address}:{endpoint.bound_port}, NLU at {nlu_url}, "
-            f"ASR {config.asr.model}, pay pages on {web_url}. Stop with Ctrl-C or SIGTERM.",
+            f"ASR {config.asr.model}, pay pages on {background.web_url}, admin (metrics, "
+            f"dashboard) on {background.admin_url}. Stop with Ctrl-C or SIGTERM.",
             flush=True,
         )
         sd_notify("READY=1")

@@ -121,6 +121,8 @@ def write_config(
             timeout_seconds = 5
             """)
         + textwrap.dedent(extra)
+        # The admin listener (metrics, dashboard): a free port, so agents can run side by side.
+        + ("" if "[admin]" in extra else "\n[admin]\nport = 0\n")
     )
     return path
 

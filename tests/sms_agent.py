@@ -88,6 +88,8 @@ def sms_config(
         base_url = "{pay_base}"
         """)
     text += textwrap.dedent(sms_toml) + textwrap.dedent(extra)
+    if "[admin]" not in text:  # metrics and dashboard: a free port, agents side by side
+        text += "\n[admin]\nport = 0\n"
     path = folder / "agent.toml"
     path.write_text(text)
     return parse_config(text, path)

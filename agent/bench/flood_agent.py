@@ -40,6 +40,7 @@ def write_config(folder: Path, nlu_url: str, extra: str = "") -> tuple[Path, int
         f'auth_token_file = "{PROJECT_ROOT / "var" / "nlu-token"}"\n'
         f'[sip]\nport = {sip_port}\nallowed_networks = ["{ALLOWED}/32"]\n'
         f"[web]\nport = {free_port(socket.SOCK_STREAM)}\n"
+        "[admin]\nport = 0\n"
         f'[sms]\nbody_key_file = "{folder / "var" / "outbox.key"}"\n'
         # Scripted callers pay from one demo number all along (the highest cap: 50 a day).
         "max_payment_texts_per_number_per_day = 50\n"

@@ -140,6 +140,7 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         f'venv = "{PROJECT_ROOT / ".venv-nlu"}"\nstartup_timeout_seconds = 600\n'
         f'auth_token_file = "{PROJECT_ROOT / "var" / "nlu-token"}"\n'
         f"[sip]\nport = {port}\nmax_calls = 8\n[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
+        "[admin]\nport = 0\n"
         f'[asr]\nmodel = "{model}"\n'
     )
     subprocess.run([VOICE_AGENT, "--config", str(config), "db", "seed-demo"], check=True,

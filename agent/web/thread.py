@@ -1,10 +1,11 @@
-"""``WebThread``: the web service on its own thread and event loop, beside the calls.
+"""``WebThread``: a web service on its own thread and event loop, beside the calls.
 
 The pay pages, payment webhooks and SMS gateway callbacks read and write the database in
 their handlers. On the calls' event loop, a handler waiting on the database (SQLite locked
 by an import for seconds, a PostgreSQL round trip) would hold up every call's audio. Here
 it holds up only the web service. The two share nothing but the database (each thread has
-its own connection) and the log.
+its own connection) and the log. The admin listener (``agent.web.admin``: metrics, the
+owner's dashboard) runs on a second ``WebThread`` of its own.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
 from agent.billing.db_work import close_thread_connection
-from agent.config import Config
-from agent.web.app import WebService
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +25,26 @@ STOP_SECONDS = 30.0
 """The longest ``stop`` waits for the web thread (aiohttp's own shutdown takes up to 5 s)."""
 
 
+class Service(Protocol):
+    """What a ``WebThread`` runs: ``WebService`` or ``AdminService``."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class WebThread:
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, name: str, make_service: Callable[[], Service]) -> None:
+        """``make_service`` is called on the new thread (the service's loop is that one)."""
+        self.name = name
+        self._make_service = make_service
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._url = "(web service not started)"
+        self._url = f"({name} service not started)"
 
     @property
     def url(self) -> str:
@@ -38,10 +52,12 @@ class WebThread:
         return self._url
 
     async def start(self) -> None:
-        """Start the thread and wait until it listens; raises what ``WebService.start``
-        raises (``WebServiceError`` when ``[web] port`` is taken)."""
+        """Start the thread and wait until it listens; raises what the service's ``start``
+        raises (``WebServiceError`` when its port is taken)."""
         started: concurrent.futures.Future[str] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._run, args=(started,), name="web", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(started,), name=self.name, daemon=True
+        )
         self._thread.start()
         try:
             self._url = await asyncio.wrap_future(started)
@@ -58,7 +74,7 @@ class WebThread:
             loop.call_soon_threadsafe(stop.set)
         await asyncio.to_thread(thread.join, STOP_SECONDS)
         if thread.is_alive():
-            log.error("the web service did not stop within %.0f s", STOP_SECONDS)
+            log.error("the %s service did not stop within %.0f s", self.name, STOP_SECONDS)
         self._thread = None
 
     def _run(self, started: concurrent.futures.Future[str]) -> None:
@@ -68,14 +84,14 @@ class WebThread:
             if not started.done():
                 started.set_exception(err)
             else:
-                log.exception("the web service failed")
+                log.exception("the %s service failed", self.name)
         finally:
             close_thread_connection()
 
     async def _serve(self, started: concurrent.futures.Future[str]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        web = WebService(self.config)
+        web = self._make_service()
         await web.start()
         started.set_result(web.url)
         try:
