@@ -12,12 +12,17 @@ same cores while other calls are still talking.
 
     python -m agent.bench.latency [--models tiny.en base] [--concurrency 1 4] [--rounds 3]
                                   [--stagger SECONDS] [--paces SCALE ...] [--caller-nice N]
-                                  [--turns-json FILE]
+                                  [--turns-json FILE] [--sweep]
 
 By default every concurrent caller is the same voice at the same pace, so calls placed
 together end their turns together and hear the same words: the worst case for the shared
 Whisper workers. ``--paces`` gives the k-th concurrent caller its own speaking pace (Piper's
 length scale, cycled), as different people would speak.
+
+``--sweep`` is the capacity sweep: 1, 2, 4, 6 and 8 calls at once, each dialled together and
+then ``SWEEP_STAGGER`` seconds apart, callers at four paces; it ends with each model's
+capacity: the most calls at once with turn latency p95 at most ``CAPACITY_P95_MS``, no late
+outgoing frame and no failed call, in both placements.
 
 The callers stand in for phones that in a deployment are elsewhere; here they share the
 agent's cores. ``--caller-nice`` runs them at a lower CPU priority, closer to that.
@@ -54,6 +59,12 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("+14165550188", ("I need to pay an invoice.", "The second one.", "Yes.")),
 )
 """(caller, turns) placed in turn; each round places every script once per concurrent slot."""
+SWEEP_CALLS = (1, 2, 4, 6, 8)
+SWEEP_STAGGER = 1.5
+"""Seconds between staggered callers in the sweep: about half a turn, so turns overlap."""
+SWEEP_PACES = (1.0, 0.9, 1.1, 1.2)
+CAPACITY_P95_MS = 900.0
+"""A box "holds" N calls when their turn latency p95 stays within this (and nothing is late)."""
 PARTS = ("latency_ms", "endpoint_ms", "asr_ms", "asr_wait_ms", "dialog_ms", "tts_first_ms")
 
 
@@ -67,6 +78,7 @@ class Sample:
 class Result:
     model: str
     concurrency: int
+    stagger: float = 0.0
     turns: list[dict[str, Any]] = field(default_factory=list)
     media: list[dict[str, Any]] = field(default_factory=list)
     failed_calls: int = 0
@@ -95,10 +107,20 @@ def main(argv: list[str] | None = None) -> int:
         help="run the callers at this niceness (default 0: the agent's own priority)",
     )  # fmt: skip
     parser.add_argument(
+        "--sweep", action="store_true",
+        help=f"the capacity sweep: {', '.join(map(str, SWEEP_CALLS))} calls at once, together "
+        f"and {SWEEP_STAGGER:g} s apart, paces {' '.join(map(str, SWEEP_PACES))}; prints "
+        "each model's capacity (overrides --concurrency, --stagger and --paces)",
+    )  # fmt: skip
+    parser.add_argument(
         "--turns-json", type=Path, metavar="FILE",
         help="also write every turn's timing record (one JSON object per line) to FILE",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    settings = [(n, args.stagger) for n in args.concurrency]
+    if args.sweep:
+        args.paces = list(SWEEP_PACES)
+        settings = [(n, stagger) for n in SWEEP_CALLS for stagger in (0.0, SWEEP_STAGGER)]
     print(f"machine: {describe()}", flush=True)
     paces = " ".join(f"{p:g}" for p in args.paces) or "all alike"
     print(f"callers: {args.stagger:g} s apart, paces {paces}, niceness {args.caller_nice}")
@@ -106,13 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
         for model in args.models:
             with running_agent(Path(scratch) / model, model, args.nlu_url) as agent:
-                for concurrency in args.concurrency:
-                    result = Result(model, concurrency)
+                for concurrency, stagger in settings:
+                    result = Result(model, concurrency, stagger)
                     measure(agent, result, args, args.rounds)
                     print(format_result(result), flush=True)
                     results.append(result)
     print()
     print(markdown_table(results))
+    if args.sweep:
+        print()
+        for model in args.models:
+            print(capacity_line(model, [r for r in results if r.model == model]))
     if args.turns_json:
         with args.turns_json.open("w") as out:
             for r in results:
@@ -181,8 +207,8 @@ def measure(agent: Agent, result: Result, args: argparse.Namespace, rounds: int)
             for caller, turns in SCRIPTS:
                 procs = []
                 for k in range(result.concurrency):
-                    if k and args.stagger:
-                        time.sleep(args.stagger)
+                    if k and result.stagger:
+                        time.sleep(result.stagger)
                     pace = args.paces[k % len(args.paces)] if args.paces else None
                     procs.append(_dial(agent, caller, turns, pace, args.caller_nice))
                 for proc in procs:
@@ -273,6 +299,32 @@ def _free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return port
 
 
+def holds(r: Result) -> bool:
+    """Whether the box served ``r``'s calls well: p95 within the limit, nothing late, none
+    failed."""
+    latencies = [t["latency_ms"] for t in r.turns]
+    late = sum(m["late_out"] for m in r.media)
+    return (
+        bool(latencies)
+        and percentile(latencies, 95) <= CAPACITY_P95_MS
+        and late == 0
+        and r.failed_calls == 0
+    )
+
+
+def capacity_line(model: str, results: list[Result]) -> str:
+    """The most calls at once that every placement of that many (and of every fewer) held."""
+    capacity = 0
+    for n in sorted({r.concurrency for r in results}):
+        if not all(holds(r) for r in results if r.concurrency == n):
+            break
+        capacity = n
+    return (
+        f"capacity {model}: {capacity} calls at once (turn latency p95 <= "
+        f"{CAPACITY_P95_MS:.0f} ms, no late frame, no failed call, together and staggered)"
+    )
+
+
 def _stats(values: list[float]) -> str:
     if not values:
         return "-"
@@ -286,13 +338,16 @@ def format_result(r: Result) -> str:
     runs = sum(t.get("asr_runs", 1) for t in r.turns)
     dropped = sum(m["dropped_in"] for m in r.media)
     late = sum(m["late_out"] for m in r.media)
+    placed = f" {r.stagger:g} s apart" if r.stagger else ""
+    per_call = r.cpu_percent / r.concurrency if r.concurrency else 0.0
     return (
-        f"{r.model} x{r.concurrency}: {len(r.turns)} turns in {len(r.media)} calls "
+        f"{r.model} x{r.concurrency}{placed}: {len(r.turns)} turns in {len(r.media)} calls "
         f"({r.failed_calls} failed); p50/p95/max ms: {parts}; speculative ASR used "
         f"{speculative}/{len(r.turns)}, NLU started early {early}/{len(r.turns)}, "
         f"Whisper runs {runs} for {len(r.turns)} turns; "
         f"frames dropped {dropped}, late {late}; "
-        f"agent CPU {r.cpu_percent:.0f}%, RSS max {r.rss_max_mb:.0f} MB"
+        f"agent CPU {r.cpu_percent:.0f}% ({per_call:.0f}% per call), "
+        f"RSS max {r.rss_max_mb:.0f} MB"
     )
 
 
@@ -300,7 +355,7 @@ def markdown_table(results: list[Result]) -> str:
     lines = [
         "| ASR | calls at once | turns | turn latency p50 / p95 / max | endpoint p50 | ASR p50 "
         "| ASR wait p50 | NLU+dialog p50 | TTS first audio p50 | frames dropped / late "
-        "| agent CPU | agent RSS |",
+        "| agent CPU (per call) | agent RSS |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -310,13 +365,15 @@ def markdown_table(results: list[Result]) -> str:
             return f"{percentile(values, 50):.0f} ms" if values else "-"
 
         lat = [t["latency_ms"] for t in r.turns]
+        placed = f", {r.stagger:g} s apart" if r.stagger else ""
+        per_call = r.cpu_percent / r.concurrency if r.concurrency else 0.0
         dropped = sum(m["dropped_in"] for m in r.media)
         late = sum(m["late_out"] for m in r.media)
         lines.append(
-            f"| {r.model} | {r.concurrency} | {len(r.turns)} | {_stats(lat)} ms "
+            f"| {r.model} | {r.concurrency}{placed} | {len(r.turns)} | {_stats(lat)} ms "
             f"| {p50('endpoint_ms')} | {p50('asr_ms')} | {p50('asr_wait_ms')} "
             f"| {p50('dialog_ms')} | {p50('tts_first_ms')} | {dropped} / {late} "
-            f"| {r.cpu_percent:.0f}% | {r.rss_max_mb:.0f} MB |"
+            f"| {r.cpu_percent:.0f}% ({per_call:.0f}%) | {r.rss_max_mb:.0f} MB |"
         )
     return "\n".join(lines)
 
