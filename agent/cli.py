@@ -22,11 +22,14 @@ from agent.admin import call_commands, prune
 from agent.admin import commands as admin_commands
 from agent.billing.db import open_database
 from agent.billing.demo import seed_demo
+from agent.billing.demo_history_seed import seed_history
 from agent.billing.importer import import_customers, import_invoices
+from agent.billing.models import database_proxy, utcnow
 from agent.billing.queries import is_empty
 from agent.config import Config, load_config, resolve_config_path
 from agent.config_warnings import read_warnings
 from agent.errors import AgentError, ProblemsError
+from agent.payments.demo_guard import may_hold_data, refuse_unless_demo_only
 from agent.testcall import command as test_call_command
 
 # What only `run`, `chat` and `nlu` need is imported in their handlers: agent.service loads
@@ -131,9 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed = command("seed-demo", _seed_demo, "load the demo company's customers and invoices", db)
     seed.add_argument("--if-empty", action="store_true", help="only into an empty database")
+    seed.add_argument("--history", action="store_true",
+                      help="also a month of made-up calls (for the dashboard)")  # fmt: skip
     command("init", _db_init, "create the database tables if missing", db)
     prune.add_command(db, command)  # db prune
-    admin_commands.add_commands(sub, command)  # links list|void, sms list|retry
+    admin_commands.add_commands(sub, command)  # links, sms, report, admin password
     call_commands.add_commands(sub, command)  # calls list|show
 
     nlu = sub.add_parser("nlu", help="NLU model and server").add_subparsers(
@@ -161,6 +166,9 @@ def _add_common(parser: argparse.ArgumentParser, default: object) -> None:
 
 
 def _config_check(args: argparse.Namespace, config: Config) -> int:
+    if config.payments.processor == "demo" and may_hold_data(config.database.url):
+        _open_db(config)  # the demo processor is for demo data only: look at what is there
+        refuse_unless_demo_only(config)
     print(config.summary())
     for warning in read_warnings(config):
         print(warning, file=sys.stderr)
@@ -179,10 +187,12 @@ def _db_init(args: argparse.Namespace, config: Config) -> int:
 
 def _import(args: argparse.Namespace, config: Config) -> int:
     _open_db(config)
-    if args.what == "customers":
-        result = import_customers(args.file, config.agent.default_region)
-    else:
-        result = import_invoices(args.file)
+    with database_proxy.atomic():  # undone whole if it brings real data to the demo processor
+        if args.what == "customers":
+            result = import_customers(args.file, config.agent.default_region)
+        else:
+            result = import_invoices(args.file)
+        refuse_unless_demo_only(config, importing=args.file)
     print(f"{args.file}: {result.summary()}")
     for note in result.notes:
         print(note, file=sys.stderr)
@@ -196,6 +206,8 @@ def _seed_demo(args: argparse.Namespace, config: Config) -> int:
         return 0
     today = datetime.now(ZoneInfo(config.agent.time_zone)).date()
     print(seed_demo(config.agent.default_region, today))
+    if args.history:
+        print(seed_history(config, utcnow()))
     return 0
 
 
@@ -229,6 +241,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     for warning in read_warnings(config):
         log.warning("%s", warning)
     _open_db(config)
+    refuse_unless_demo_only(config)
     return run_service(config)
 
 

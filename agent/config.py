@@ -88,6 +88,8 @@ CONFIG_ENV_VAR = "VOICE_AGENT_CONFIG"
 """Environment variable naming the config file when no ``--config`` flag is given."""
 
 DEFAULT_CONFIG_PATH = Path("config/agent.toml")
+MAX_INSTANCE_CHARS = 64
+"""``[agent] instance``: stored in ``call.instance`` and shown in logs; a host name fits."""
 """Used when nothing names a file; relative to the working directory; may be absent."""
 
 _TOP_LEVEL = (
@@ -347,12 +349,19 @@ class _Validator(ProblemLog):
             shown = show(agent.company_phone)
             self.report((*path, "company_phone"), f"{shown} is not a valid phone number")
         self._template(agent.greeting, (*path, "greeting"), ("company",))
+        self._instance(agent.instance, (*path, "instance"))
         try:
             ZoneInfo(agent.time_zone)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             hint = "use an IANA name such as America/Toronto"
             self.report((*path, "time_zone"), f"unknown time zone {show(agent.time_zone)}; {hint}")
         return dataclasses.replace(agent, company_phone=phone or agent.company_phone)
+
+    def _instance(self, name: str, path: KeyPath) -> None:
+        if len(name) > MAX_INSTANCE_CHARS:
+            self.report(path, f"at most {MAX_INSTANCE_CHARS} characters (a host name, say)")
+        elif name and (name != name.strip() or not name.isprintable()):
+            self.report(path, f"{show(name)}: no leading or trailing spaces, no control characters")
 
     def _payment_collection(self, raw: object) -> PaymentCollectionSettings:
         path: KeyPath = ("agents",)

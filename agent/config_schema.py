@@ -124,6 +124,11 @@ class AgentSettings:
     default_region: str = field(default="US", metadata=one_of("US", "CA"))
     """Region for phone numbers written without ``+1``."""
 
+    instance: str = ""
+    """This box's name among agents sharing one database, stored on each of its call rows;
+    at start it closes its own calls a kill left open, never another box's live ones. Empty:
+    ``<hostname>:<[sip] port>``. Unique per box and unchanged across restarts."""
+
 
 @dataclass(frozen=True)
 class PaymentCollectionSettings:
@@ -409,8 +414,10 @@ class PortalSettings:
 class PaymentSettings:
     """``[payments]``: what the pay page's "Pay now" button does."""
 
-    processor: Literal["none", "stripe", "portal"] = "none"
-    """``none``: the page shows the invoice and asks the customer to call to pay."""
+    processor: Literal["none", "stripe", "portal", "demo"] = "none"
+    """``none``: the page shows the invoice and asks the customer to call to pay. ``demo``:
+    a test checkout page served by the agent itself, which never charges anything; refused
+    (``config check``, ``run``) unless the database holds only the demo company's data."""
 
     stripe: StripeSettings = field(default_factory=StripeSettings)
     """Used when ``processor`` is ``stripe``."""

@@ -24,7 +24,8 @@ from agent.config import Config
 from agent.memory import limit_malloc_arenas
 from agent.nlu.supervisor import NluState, NluSupervisor
 from agent.sip.endpoint import SipEndpoint
-from agent.voice.interrupted import close_interrupted_calls_at_start
+from agent.voice.instance import instance_name
+from agent.voice.interrupted import claim_instance, close_interrupted_calls_at_start
 from agent.voice.server import VoiceServer, build_voice_services
 from agent.voice.services import VoiceServices
 from agent.watchdog import sd_notify
@@ -81,8 +82,10 @@ async def _serve(config: Config, services: VoiceServices, nlu: NluSupervisor) ->
         loop.add_signal_handler(signum, _stopping, stop, hurry)
     if not await _nlu_started(nlu, stop):
         return  # asked to stop while a managed NLU server was starting
-    # Calls a killed run left open: closed as "interrupted" before any call is answered.
-    await close_interrupted_calls_at_start(config.sip.max_call_seconds)
+    # Calls a killed run left open: closed as "interrupted" before any call is answered;
+    # on a shared database, all of this box's own (its claim on its name is held until exit).
+    claim = await claim_instance(instance_name(config.agent, config.sip))
+    await close_interrupted_calls_at_start(config.sip.max_call_seconds, claim)
     background = BackgroundServices(config, services.outbox)
     await background.start()
     # Old call events: pruned now and daily, in a worker thread (agent.admin.retention).
@@ -98,6 +101,8 @@ async def _serve(config: Config, services: VoiceServices, nlu: NluSupervisor) ->
         await nlu.aclose()
         await background.stop()
         await services.close_records()  # records the database refused: a last try
+        if claim is not None:
+            await asyncio.to_thread(claim.release)
 
 
 async def _nlu_started(nlu: NluSupervisor, stop: asyncio.Event) -> bool:

@@ -45,7 +45,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_shipped_file_is_exactly_the_embedded_defaults() -> None:
+    """All but ``[payments] processor``: "demo" for scripts/run's demo company, where the
+    built-in default stays "none" (a real business never gets test payments by default)."""
     config = load_config(SHIPPED)
+    assert config.payments.processor == "demo" and Config().payments.processor == "none"
+    payments = dataclasses.replace(config.payments, processor="none")
+    config = dataclasses.replace(config, payments=payments)
     assert config == Config()
     for field in dataclasses.fields(Config):
         if field.compare:

@@ -43,7 +43,8 @@ def test_default_is_no_online_payment_and_needs_no_keys() -> None:
 def test_unknown_processor_lists_the_choices(tmp_path: Path) -> None:
     path = write(tmp_path, '[payments]\nprocessor = "paypal"\n')
     assert problems(path) == [
-        f'{path}:2: payments.processor: expected one of "none", "stripe", "portal"; got "paypal"'
+        f'{path}:2: payments.processor: expected one of "none", "stripe", "portal", "demo"; '
+        'got "paypal"'
     ]
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from agent.config_schema import SipSettings
 from agent.sip.policy import (
-    BUSY_HERE,
     FORBIDDEN,
+    FULL_RETRY_AFTER_SECONDS,
+    SERVICE_UNAVAILABLE,
     caller_identity,
     check_incoming,
     host_of,
@@ -53,7 +54,8 @@ def test_busy_at_max_calls() -> None:
     assert check_incoming(settings, "127.0.0.1:5062", active_calls=0) is None
     assert check_incoming(settings, "127.0.0.1:5062", active_calls=1) is None
     refusal = check_incoming(settings, "127.0.0.1:5062", active_calls=2)
-    assert refusal is not None and refusal.status == BUSY_HERE
+    assert refusal is not None and refusal.status == SERVICE_UNAVAILABLE  # a proxy fails over
+    assert refusal.retry_after == FULL_RETRY_AFTER_SECONDS
 
 
 def test_register_mode_applies_networks_too() -> None:

@@ -519,4 +519,4 @@ def test_busy_agent_is_a_clear_error(config: Path) -> None:
 
     result = run(body)
     assert result.returncode == 1
-    assert "failed: 486 Busy Here" in result.stderr, result.stderr
+    assert "failed: 503 Service Unavailable" in result.stderr, result.stderr

@@ -81,6 +81,7 @@ def test_a_flood_of_clients_is_bounded_and_never_locks_out_newcomers() -> None:
         ("/pay/Xk3_-abc/checkout", "/pay/<token>/checkout"),
         ("/pay/done", "/pay/done"),
         ("/pay/cancelled", "/pay/cancelled"),
+        ("/pay/demo-checkout/demo_9f86d081", "/pay/demo-checkout/<session>"),
         ("/healthz", "/healthz"),
         ("/webhooks/stripe", "/webhooks/stripe"),
     ],

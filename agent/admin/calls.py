@@ -171,11 +171,12 @@ def _row(call: Call, events: list[CallEvent], sms: SmsMessage | None, threshold:
         "callback_done_at": handled[-1].at if handled else None,
         "callback_done_by": done.get("user"),
         "callback_note": done.get("note"),
-        "payment_intent": _wanted_to_pay(call.outcome, events, threshold),
+        "payment_intent": wanted_to_pay(call.outcome, events, threshold),
     }
 
 
-def _wanted_to_pay(outcome: str | None, events: list[CallEvent], threshold: float) -> bool:
+def wanted_to_pay(outcome: str | None, events: list[CallEvent], threshold: float) -> bool:
+    """Whether the caller asked to pay (see the module); the dashboard counts the same way."""
     if outcome == "link_sent":
         return True
     for event in events:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.admin import links, sms, sms_resend
+from agent.admin import links, password, report, sms, sms_resend
 from agent.admin.output import (
     Column,
     Row,
@@ -40,7 +40,8 @@ PICKED_UP = (
 
 
 def add_commands(sub: Any, command: Command) -> None:
-    """Register ``links list|void`` and ``sms list|retry`` under ``sub``."""
+    """Register ``links list|void``, ``sms list|show|retry``, ``report`` and ``admin password``
+    under ``sub``."""
     group = sub.add_parser("links", help="payment links: list, void").add_subparsers(
         dest="links_command", required=True, metavar="ACTION"
     )
@@ -56,18 +57,28 @@ def add_commands(sub: Any, command: Command) -> None:
     which.add_argument("--invoice", metavar="NUMBER", help="every live link of this invoice")
     p.add_argument("--json", action="store_true", help="one JSON object per link")
 
-    group = sub.add_parser("sms", help="text-message outbox: list, retry").add_subparsers(
+    group = sub.add_parser("sms", help="text-message outbox: list, show, retry").add_subparsers(
         dest="sms_command", required=True, metavar="ACTION"
     )
     p = command("list", _sms_list, "list text messages, newest first (never their text)", group)
     p.add_argument("--status", choices=SMS_STATUSES, help="only messages in this status")
     _add_listing_options(p)
+    p = command("show", _sms_show, "print one text message as stored (a queued payment text "
+                "holds its working link)", group)  # fmt: skip
+    p.add_argument("message_id", type=int, metavar="ID", help="the message's id")
     p = command("retry", _sms_retry, "send a failed text message again", group)
     p.add_argument("message_id", type=int, metavar="ID", help="the message's id")
     p.add_argument("--new-link", action="store_true",
                    help="a payment text whose link is gone or dead: void the old link, queue "
                    "the text again as a new message with a new link")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the message as JSON")
+
+    p = command("report", report.handle, "the dashboard's figures for a period: table, HTML, JSON")
+    report.add_arguments(p)
+    group = sub.add_parser("admin", help="the admin listener: dashboard password").add_subparsers(
+        dest="admin_command", required=True, metavar="ACTION"
+    )
+    command("password", password.handle, "make the dashboard's password hash (asks twice)", group)
 
 
 def _add_listing_options(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +128,12 @@ def _sms_list(args: argparse.Namespace, config: Config) -> int:
     open_database(config.database.url, config.sms.body_key_file)
     rows = sms.list_messages(args.status, limit)
     return _print_rows(rows, sms.table_columns, "message(s)", args.json, config)
+
+
+def _sms_show(args: argparse.Namespace, config: Config) -> int:
+    open_database(config.database.url, config.sms.body_key_file)
+    print("\n".join(sms.shown_message(args.message_id)))
+    return 0
 
 
 def _print_rows(

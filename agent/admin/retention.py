@@ -17,6 +17,14 @@ The cutoff is a midnight where the business is (``[agent] time_zone``): "calls e
 transaction, so a SQLite writer lock is never held long while calls are being recorded.
 Running it again deletes nothing new. ``voice-agent run`` prunes at start and every
 ``PRUNE_EVERY_SECONDS`` (:class:`DailyPrune`), in a worker thread.
+
+Several agents on one PostgreSQL database each run :class:`DailyPrune`. Pruning is idempotent
+(what one run deleted, the next finds gone), so running it on every box is correct; but two
+runs at once would split the same batches between them (each counting part, and stopping
+early on a short batch). So a box's run first takes a PostgreSQL session advisory lock
+(``pg_try_advisory_lock``): a box that finds it held skips that run, logged, since the other
+is doing the same work. SQLite is one box's database: no lock. ``voice-agent db prune`` (an
+admin's one-off) takes no lock: at worst its count and a box's are split.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
@@ -45,6 +54,9 @@ PRUNE_EVERY_SECONDS = 24 * 3600.0
 
 SERVICE_PAUSE_SECONDS = 0.05
 """Inside ``voice-agent run``: the wait between two batches (a call's write goes first)."""
+
+PRUNE_LOCK_KEY = 0x766F6963_6550524E  # "voicePRN"
+"""PostgreSQL advisory-lock key held by the box that prunes (one at a time per database)."""
 
 
 # --- the cutoff: pure date arithmetic ----------------------------------------------------
@@ -167,7 +179,7 @@ class DailyPrune:
         zone: ZoneInfo,
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        prune: Callable[[Cutoff, int], PruneResult] | None = None,
+        prune: Callable[[Cutoff, int], PruneResult | None] | None = None,
     ) -> None:
         self._keep_days = keep_days
         self._zone = zone
@@ -181,17 +193,41 @@ class DailyPrune:
             await self._sleep(PRUNE_EVERY_SECONDS)
 
     async def run_once(self) -> PruneResult | None:
+        """One run; None when it failed or another agent was pruning (both logged)."""
         cutoff = cutoff_for(self._clock(), self._keep_days, self._zone)
         try:
             result = await asyncio.to_thread(self._prune, cutoff, self._keep_days)
         except Exception:  # housekeeping never stops the calls; the next run tries again
             log.exception("pruning old call events failed; trying again in 24 h")
             return None
+        if result is None:
+            log.info("call events: another agent is pruning this database now; skipped")
+            return None
         log.info("%s", result.summary())
         return result
 
 
-def _prune_in_thread(cutoff: Cutoff, keep_days: int) -> PruneResult:
-    """One run on this worker thread's own connection, closed afterwards."""
-    with database_proxy.connection_context():
+def _prune_in_thread(cutoff: Cutoff, keep_days: int) -> PruneResult | None:
+    """One run on this worker thread's own connection, closed afterwards; None when
+    another agent holds the pruning lock."""
+    with database_proxy.connection_context(), pruning_lock() as ours:
+        if not ours:
+            return None
         return prune_call_events(cutoff, keep_days, pause=SERVICE_PAUSE_SECONDS)
+
+
+@contextmanager
+def pruning_lock() -> Iterator[bool]:
+    """Whether this connection may prune now: on PostgreSQL, whether it took the session
+    advisory lock ``PRUNE_LOCK_KEY`` (released on leaving, or when the connection ends);
+    always on SQLite."""
+    database = database_proxy.obj
+    if not isinstance(database, pw.PostgresqlDatabase):
+        yield True
+        return
+    taken = pw.Select(columns=[pw.fn.pg_try_advisory_lock(PRUNE_LOCK_KEY)]).scalar(database)
+    try:
+        yield bool(taken)
+    finally:
+        if taken:
+            pw.Select(columns=[pw.fn.pg_advisory_unlock(PRUNE_LOCK_KEY)]).scalar(database)

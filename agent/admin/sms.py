@@ -1,6 +1,8 @@
-"""``voice-agent sms list|retry``: the outbox as an admin sees it, and sending a text again.
+"""``voice-agent sms list|show|retry``: the outbox as an admin sees it, and sending a text again.
 
-Listing never shows a message's text (a payment text holds a live link). A retry puts a
+Listing never shows a message's text (a payment text holds a live link); ``show`` prints one
+text as stored, for an admin on the box (with the ``log`` driver, the only place a tester
+finds the link a call texted; the token is gone from it once a gateway took it). A retry puts a
 ``failed`` (or stuck ``queued``) message back in the queue for the running agent's sender:
 due now, with its attempt count reset so the ``[sms] max_attempts`` rule gives it a full set
 of tries again; the previous status, attempts and error are kept in ``last_error`` and, when
@@ -57,6 +59,23 @@ def message_row(message: SmsMessage) -> Row:
         "next_attempt_at": message.next_attempt_at,
         "call_id": message.call_id,
     }
+
+
+def shown_message(message_id: int) -> list[str]:
+    """``sms show``: a heading line and the text as stored; refused (exit 2) if unknown."""
+    message = SmsMessage.get_or_none(SmsMessage.id == message_id)
+    if message is None:
+        raise refused("sms show", f"there is no text message with id {message_id}")
+    lines = [
+        f"text message {message.id} ({message.purpose}, {message.status}) to the number "
+        f"ending {last_four(message.to_number)}:",
+        message.body,
+    ]
+    if rows.link_removed(message):
+        lines.append(
+            "(its payment link was removed from the stored text once it was sent or given up)"
+        )
+    return lines
 
 
 def table_columns(show_time: Callable[[datetime | None], str]) -> Sequence[Column]:

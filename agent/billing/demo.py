@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from agent import phones
+from agent.billing.demo_history import HISTORY_CUSTOMER_IDS
 from agent.billing.models import Customer, database_proxy
 from agent.billing.queries import CustomerRow, InvoiceRow, upsert_customers, upsert_invoices
 from agent.errors import DatabaseError
@@ -57,6 +58,13 @@ _INVOICES = (
     ("INV-6044", "DEMO-007", 14, 23800, 23800, "CAD", "open"),
 )
 _DAYS_TO_PAY = 14
+
+DEMO_CUSTOMER_IDS = frozenset(customer_id for customer_id, _, _ in _CUSTOMERS) | frozenset(
+    HISTORY_CUSTOMER_IDS
+)
+"""Every customer id the demo company has, the history's (``seed-demo --history``) included:
+``[payments] processor = "demo"`` is refused on a database holding any other
+(:mod:`agent.payments.demo_guard`)."""
 
 
 def demo_rows(region: str, today: date) -> tuple[list[CustomerRow], list[InvoiceRow]]:

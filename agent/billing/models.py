@@ -145,6 +145,9 @@ class Call(BaseModel):
     """The SIP Call-ID header of a phone call (how ``voice-agent test-call`` finds its row)."""
     verstat = pw.CharField(null=True)
     """The STIR/SHAKEN ``verstat`` the trunk sent with the caller ID, if any."""
+    instance = pw.CharField(null=True)
+    """The agent (``[agent] instance``) that took a phone call; None for chats and for calls
+    recorded before agents named themselves (``agent.voice.interrupted``)."""
     customer_id: int | None  # the raw foreign keys, without loading the rows
     invoice_id: int | None
 
@@ -212,10 +215,26 @@ class PaymentLink(BaseModel):
     amount_cents = pw.BigIntegerField()
     """The invoice balance when the link was made."""
     currency = pw.CharField(max_length=3)
+    first_viewed_at = pw.DateTimeField(null=True)
+    """When its pay page was first shown (the dashboard's "link opened"); set once."""
 
     @property
     def amount(self) -> Decimal:
         return cents_to_decimal(self.amount_cents)
+
+    def mark_viewed(self, at: datetime) -> bool:
+        """Record the first time the link's page was shown; later views change nothing.
+
+        One conditional ``UPDATE``, so two requests at the same moment record one time.
+        True when this call recorded it."""
+        if self.first_viewed_at is not None:
+            return False
+        first = PaymentLink.first_viewed_at.is_null()
+        updated = PaymentLink.update(first_viewed_at=at).where((PaymentLink.id == self.id) & first)
+        if updated.execute() != 1:
+            return False
+        self.first_viewed_at = at
+        return True
 
 
 class CheckoutSession(BaseModel):
@@ -260,6 +279,7 @@ class Payment(BaseModel):
     note = pw.TextField(null=True)
     paid_at = pw.DateTimeField()
     created_at = pw.DateTimeField(default=utcnow)
+    link_id: int | None  # the raw foreign key, without loading the link
 
 
 class ProcessedWebhook(BaseModel):

@@ -96,11 +96,13 @@ class ConversationSession:
         verstat: str | None = None,
         check: CallerCheck | None = None,
         database: DatabaseWork | None = None,
+        instance: str | None = None,
     ) -> None:
         """``caller_trusted=False`` (a caller ID the trunk did not vouch for, see ``[sip]
         require_verstat``) makes the caller unverified whatever number was sent. ``check``:
         the caller check already made (``caller_check``, off the loop); None makes it here.
-        ``database``: where the database work runs (default: inline, on this thread)."""
+        ``database``: where the database work runs (default: inline, on this thread).
+        ``instance``: the agent that takes the call (``[agent] instance``), on its row."""
         self.config = config
         self.database: DatabaseWork = database or InlineDatabase()
         self.policy = policy
@@ -116,6 +118,7 @@ class ConversationSession:
             caller_id=caller_id or "anonymous",
             sip_call_id=sip_call_id,
             verstat=verstat,
+            instance=instance,
         )
         if check is None:
             check = caller_check(config, caller_id, caller_trusted, verstat)

@@ -12,6 +12,7 @@ import httpx
 from agent.config import NluSettings
 from agent.dialog.types import Entity, Utterance
 from agent.errors import NluUnavailableError
+from agent.metrics import record as metrics
 from agent.nlu.auth import bearer, read_token
 from agent.nlu.proof import server_proves_secret
 
@@ -45,6 +46,7 @@ class RasaIntentParser:
         )
 
     async def parse(self, text: str) -> Utterance:
+        metrics.nlu_requested()
         try:
             await self._ensure_proven()
             response = await self._client.post(
@@ -54,6 +56,7 @@ class RasaIntentParser:
             body = response.json()
         except (httpx.HTTPError, ValueError) as err:
             self._proven = False
+            metrics.nlu_failed("request")
             raise NluUnavailableError(f"NLU server did not answer: {err!r}") from err
         return utterance_from_rasa(text, body)
 
@@ -66,6 +69,7 @@ class RasaIntentParser:
                 "no caller words are sent to it",
                 self._url,
             )
+            metrics.nlu_failed("proof")
             raise NluUnavailableError(f"the NLU server at {self._url} did not prove the token")
         self._proven = True
 
@@ -88,6 +92,7 @@ def utterance_from_rasa(text: str, body: Any) -> Utterance:
             entities=entities,
         )
     except (AttributeError, KeyError, TypeError, ValueError) as err:
+        metrics.nlu_failed("answer")
         raise NluUnavailableError(f"NLU server sent an unexpected answer: {err!r}") from err
 
 

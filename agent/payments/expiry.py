@@ -12,6 +12,15 @@ processor confirms gets ``closed_at``; one the processor could not be asked abou
 unreachable, an outage) stays "expire pending": an ERROR is logged, ``links list`` shows
 it, and the next sweep tries again: after the admin command, after every payment recorded by
 the webhook, when ``voice-agent run`` starts and every ``SWEEP_SECONDS`` while it runs.
+
+Several agents on one database each run a :class:`CheckoutSweeper`, unlocked: a sweep is
+idempotent. Two boxes that find the same dead checkout both ask the processor to expire it,
+with the same idempotency key (Stripe: ``expire-<session id>``), and a session that is no
+longer open is checked with a retrieve and counts as closed (``StripeCheckout``); the first
+to record it sets ``closed_at`` (a conditional ``UPDATE``: the second changes nothing), and
+neither sweeps it again. The cost of no lock is
+at most one extra request per dead checkout; a lock would add a way for a held lock (a box
+stalled mid-sweep) to keep a payable checkout open.
 """
 
 from __future__ import annotations
@@ -105,7 +114,9 @@ async def expire_dead_checkouts(processor: CheckoutProcessor, now: datetime) -> 
 
 
 def _mark_closed(checkout_id: int, now: datetime) -> None:
-    CheckoutSession.update(closed_at=now).where(CheckoutSession.id == checkout_id).execute()
+    """Record the close once: another agent's sweep may have recorded it first."""
+    still_open = (CheckoutSession.id == checkout_id) & CheckoutSession.closed_at.is_null()
+    CheckoutSession.update(closed_at=now).where(still_open).execute()
 
 
 class CheckoutSweeper:

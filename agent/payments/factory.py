@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.config import Config
+from agent.payments.demo_checkout import DemoCheckout
 from agent.payments.portal import PortalRedirect
 from agent.payments.processor import CheckoutProcessor
 from agent.payments.stripe_checkout import StripeCheckout
@@ -15,4 +16,6 @@ def build_processor(config: Config) -> CheckoutProcessor | None:
         return StripeCheckout(payments.stripe, config.paylinks)
     if payments.processor == "portal":
         return PortalRedirect(payments.portal)
+    if payments.processor == "demo":
+        return DemoCheckout(config.paylinks)
     return None

@@ -29,6 +29,7 @@ from agent.billing.models import (
     ProcessedWebhook,
     database_proxy,
 )
+from agent.metrics import record as metrics
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ def record_paid_checkout(paid: PaidCheckout, now: datetime) -> str:
         if _seen(paid.provider, paid.event_id) or _session_recorded(paid.session_id):
             return DUPLICATE_EVENT
         raise
+    if outcome in (APPLIED, UNAPPLIED):  # committed: counted once
+        metrics.payment_recorded(outcome.removeprefix("payment-"), paid.currency, paid.amount_cents)
     return outcome
 
 

@@ -23,7 +23,9 @@ State between the two sides, kept deliberately small:
   with ``loop.call_soon_threadsafe(events.put_nowait, event)``;
 - per call, ``CallAudio`` (see ``agent.sip.media``), shared with the bridge clock thread;
 - ``_calls``/``_ports`` live on the pjsua2 thread only; ``_audio`` is written there and
-  read from asyncio (dict reads/writes are atomic under the GIL).
+  read from asyncio (dict reads/writes are atomic under the GIL). Its size is the count of
+  calls up that decides "full": read by ``on_incoming`` and by the ``RequestGate``'s
+  OPTIONS/INVITE answers, all on the pjsua2 thread, so they always agree, without a lock.
 """
 
 from __future__ import annotations
@@ -54,7 +56,14 @@ from agent.sip.gate import FORBIDDEN, RequestGate
 from agent.sip.media import CallAudio, CallAudioPort, PortPool
 from agent.sip.pjlog import stdout_redirected
 from agent.sip.pjthread import CommandQueue, collect_before_destroy, configure_media, guarded
-from agent.sip.policy import caller_identity, check_incoming, host_of, identity_trusted
+from agent.sip.policy import (
+    Refusal,
+    caller_identity,
+    capacity_refusal,
+    check_incoming,
+    host_of,
+    identity_trusted,
+)
 from agent.sip.refusals import RefusalLog
 from agent.sip.registration import (
     UNREGISTER_WAIT_SECONDS,
@@ -115,9 +124,11 @@ class SipEndpoint:
         self._running = False
         self._audio: dict[int, CallAudio] = {}
         self.refused_calls = 0
-        """INVITEs refused by the policy (403/486/503) since start."""
+        """INVITEs refused by the policy (403/503) since start."""
         self.refusing = False
         """Set by ``refuse_new_calls``: every new INVITE and OPTIONS is answered 503."""
+        self._drain_ends = 0.0
+        """``time.monotonic()`` when the drain ends (pjsua2 thread): for Retry-After."""
         self._gate: RequestGate | None = None  # alive until after libDestroy
         self._refusals = RefusalLog()
         self.pumped_at = time.monotonic()
@@ -178,11 +189,13 @@ class SipEndpoint:
         """Hang up (BYE when connected; ``status`` is the final answer while ringing)."""
         await self._submit(lambda: self._call(call_id).hangup(_op(status)))
 
-    async def refuse_new_calls(self) -> None:
-        """Start draining: from now on new INVITEs get 503 with Retry-After (the policy's
-        refusal, logged like the others) and OPTIONS pings get 503 (``RequestGate``), so a
-        trunk or proxy fails over to another agent; calls in progress go on untouched."""
-        await self._submit(self._refuse_new_calls)
+    async def refuse_new_calls(self, drain_seconds: float = 0.0) -> None:
+        """Start draining: from now on new INVITEs and OPTIONS pings get 503 with Retry-After
+        (the drain time left, ``drain_seconds`` from now, plus a restart: the policy's
+        refusal, logged like the others), so a trunk or proxy fails over to another agent;
+        calls in progress go on untouched."""
+        ends = time.monotonic() + drain_seconds
+        await self._submit(lambda: self._refuse_new_calls(ends))
 
     async def transfer(self, call_id: int, target: str) -> None:
         """Blind transfer (REFER) to a SIP URI; progress arrives as ``TransferStatus`` events."""
@@ -249,8 +262,8 @@ class SipEndpoint:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0  # we pump libHandleEvents ourselves
         cfg.uaConfig.mainThreadOnly = False
-        # One spare slot so the INVITE above max_calls reaches us and is answered 486
-        # by our policy (and logged) instead of pjsua's silent refusal.
+        # One spare slot so the INVITE above max_calls reaches us and is answered 503
+        # by our policy (and logged) instead of pjsua's 486, should the gate not answer it.
         cfg.uaConfig.maxCalls = min(s.max_calls + 1, PJSUA_MAX_CALLS)
         cfg.uaConfig.userAgent = "voice-agent"
         configure_media(cfg)
@@ -282,7 +295,7 @@ class SipEndpoint:
         return bound
 
     def _start_gate(self) -> None:
-        gate = RequestGate(self._refuse_source)
+        gate = RequestGate(self._refuse_source, self._unavailable)
         try:
             gate.register()
         except OSError as err:  # refusals then happen in onIncomingCall, as pjsua allows
@@ -295,11 +308,19 @@ class SipEndpoint:
         refusal = check_incoming(self.settings, source, 0)
         return refusal.reason if refusal is not None and refusal.status == FORBIDDEN else None
 
-    def _refuse_new_calls(self) -> None:
-        self.refusing = True  # read by on_incoming, on this thread
-        if self._gate is not None:
-            self._gate.draining = True  # OPTIONS: 503
-        else:
+    def _unavailable(self) -> Refusal | None:
+        """The gate's other question: the 503 a new call gets now (full or draining)."""
+        return capacity_refusal(
+            self.settings, self.active_calls, draining=self.refusing, drain_left=self._drain_left()
+        )
+
+    def _drain_left(self) -> float:
+        return max(self._drain_ends - time.monotonic(), 0.0) if self.refusing else 0.0
+
+    def _refuse_new_calls(self, ends: float) -> None:
+        self._drain_ends = ends
+        self.refusing = True  # read by on_incoming and the gate, on this thread
+        if self._gate is None:
             log.warning("OPTIONS still answered 200 while draining: no SIP request gate")
 
     def _log_gate_refusals(self) -> None:
@@ -364,7 +385,13 @@ class SipEndpoint:
         call_id = int(prm.callId)
         self._calls[call_id] = call
         source = str(prm.rdata.srcAddress)
-        refusal = check_incoming(self.settings, source, self.active_calls, draining=self.refusing)
+        refusal = check_incoming(
+            self.settings,
+            source,
+            self.active_calls,
+            draining=self.refusing,
+            drain_left=self._drain_left(),
+        )
         if refusal is not None:
             lines = self._refusals.refused(host_of(source), refusal.status, refusal.reason)
             self._log_refusals(lines)

@@ -13,9 +13,20 @@ What it does, statelessly and before any call or socket exists:
 
 * a new INVITE from a source outside ``allowed_networks``: 403 (the same policy and the same
   rate-limited log line as before: ``agent.sip.policy``, ``agent.sip.refusals``);
+* a new INVITE from an allowed source while the agent cannot take it (``max_calls`` calls
+  up, or draining): 503 with Retry-After (``agent.sip.policy.capacity_refusal``), logged the
+  same way. Answered here rather than in ``onIncomingCall`` so that two INVITEs arriving
+  together while full both get the 503 a proxy fails over on: pjsua itself answers 486 to
+  an INVITE beyond its ``maxCalls``;
 * a new INVITE beyond ``MAX_NEW_CALLS_PER_SECOND`` from anywhere (an allowed source can be
   forged on UDP): 503, logged the same way;
-* OPTIONS while the agent drains: 503.
+* OPTIONS: 503 with Retry-After whenever a new INVITE would get it (full or draining), so a
+  load balancer's keep-alive (Kamailio's dispatcher, OpenSIPS's load balancer) stops
+  sending calls to this box until a line is free; otherwise pjsua's 200.
+
+Both 503 questions go to ``unavailable`` (the endpoint's), on this same thread: it counts the
+calls that ``onIncomingCall`` announced and ``onCallState`` ended, both on the pjsua2 thread
+too, so the count needs no lock and the gate and the INVITE policy never disagree about it.
 
 Everything else passes on. In-dialog requests never reach it (pjsip's dialog layer, priority
 32, takes them first); retransmitted INVITEs are absorbed by the transaction layer.
@@ -25,7 +36,12 @@ The source address is read from ``pjsip_rx_data.pkt_info`` (pjsip/sip_transport.
 first request and checked against what it must hold (the request line at ``packet``, its
 length and terminator, an IPv4/IPv6 family whose text form and port match ``src_name`` and
 ``src_port``); if that check fails, the gate still limits the rate and answers OPTIONS, and
-sources are refused later, by ``onIncomingCall``, as before (one WARNING says so).
+sources are refused later, by ``onIncomingCall``, as before (one WARNING says so); full and
+draining INVITEs then too.
+
+Retry-After is added with ``pjsip_retry_after_hdr_create`` from the request's own pool
+(``rdata->tp_info.pool``, the struct's first field), in a one-header list that
+``pjsip_endpt_respond_stateless`` copies into its answer.
 
 The pjsua2 rules (``agent.sip.endpoint``) hold: ``register`` runs on the pjsua2 thread, the
 callback runs there (inside ``libHandleEvents``), and ``libDestroy`` unregisters the module;
@@ -44,6 +60,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pjsua2 import _pjsua2
+
+from agent.sip.policy import Refusal
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +85,9 @@ _PACKET_SIZES = (4000, 8000, 16000, 32000, 65536, 2000, 4096, 8192, 16384, 32768
 
 Refused = tuple[str, int, str]
 """(source IP, status, reason) of a request the gate answered: for the refusal log."""
+
+Unavailable = Callable[[], Refusal | None]
+"""The endpoint's question (pjsua2 thread): the 503 a new call gets now, or None."""
 
 
 class _PjStr(ctypes.Structure):
@@ -109,10 +130,21 @@ def _pjsip() -> Any:
         ctypes.c_void_p,  # pjsip_rx_data *
         ctypes.c_int,  # status code
         ctypes.c_void_p,  # const pj_str_t *reason: NULL, the standard phrase
-        ctypes.c_void_p,  # const pjsip_hdr *extra headers: none
+        ctypes.c_void_p,  # const pjsip_hdr *extra headers: a list head, or NULL
         ctypes.c_void_p,  # const pjsip_msg_body *: none
     )
+    lib.pjsip_retry_after_hdr_create.restype = ctypes.c_void_p
+    lib.pjsip_retry_after_hdr_create.argtypes = (ctypes.c_void_p, ctypes.c_int)
+    lib.pj_list_insert_before.restype = None
+    lib.pj_list_insert_before.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
     return lib
+
+
+class _HeaderList(ctypes.Structure):
+    """A ``pjsip_hdr`` list head: ``prev``/``next`` (``PJ_DECL_LIST_MEMBER``), then room for
+    the rest of a ``pjsip_hdr`` (type, name, sname, vptr), never read through the head."""
+
+    _fields_ = (("prev", ctypes.c_void_p), ("next", ctypes.c_void_p), ("rest", ctypes.c_void_p * 8))
 
 
 def request_method(info: bytes) -> str:
@@ -189,12 +221,16 @@ class RequestGate:
     """The pjsip module; see the module docstring.
 
     ``refuse_source(ip)`` returns the reason to refuse a new INVITE from ``ip`` with 403
-    (``agent.sip.policy``), or None. What the gate answered is collected in ``refused`` for
-    the endpoint's pump to log (same thread).
+    (``agent.sip.policy``), or None; ``unavailable()`` the 503 (with its Retry-After) that a
+    new call gets now, or None. What the gate answered is collected in ``refused`` for the
+    endpoint's pump to log (same thread).
     """
 
-    def __init__(self, refuse_source: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, refuse_source: Callable[[str], str | None], unavailable: Unavailable
+    ) -> None:
         self._refuse_source = refuse_source
+        self._unavailable = unavailable
         self._lib = _pjsip()
         self._callback = _ON_RX_REQUEST(self._on_rx_request)
         self._name = ctypes.create_string_buffer(b"mod-agent-gate")
@@ -207,10 +243,9 @@ class RequestGate:
         self._offsets: tuple[int, int] | None = None
         self._located = False
         self.new_calls = RateWindow(MAX_NEW_CALLS_PER_SECOND)
-        self.draining = False
-        """Set when the agent drains: OPTIONS get 503 (INVITEs: ``agent.sip.policy``)."""
         self.refused: list[Refused] = []
         self.options_refused = 0
+        """OPTIONS answered 503 (full or draining) since start."""
 
     def register(self) -> None:
         """Start answering (pjsua2 thread, after ``libStart``)."""
@@ -230,27 +265,51 @@ class RequestGate:
             if self._endpt is None:
                 return 0
             method = request_method(self._lib.pjsip_rx_data_get_info(rdata) or b"")
-            if method == "OPTIONS" and self.draining:
+            if method == "OPTIONS":
+                busy = self._unavailable()
+                if busy is None:
+                    return 0  # pjsua answers 200
                 self.options_refused += 1
-                return self._answer(rdata, SERVICE_UNAVAILABLE)
+                return self._answer(rdata, busy.status, busy.retry_after)
             if method != "INVITE":
                 return 0
-            source = self._source(rdata, method)
-            reason = self._refuse_source(source) if source is not None else None
-            if reason is not None:
-                self.refused.append((source or "", FORBIDDEN, reason))
-                return self._answer(rdata, FORBIDDEN)
-            if not self.new_calls.allow():
-                why = f"over {MAX_NEW_CALLS_PER_SECOND} new calls a second"
-                self.refused.append((source or "an unread source", SERVICE_UNAVAILABLE, why))
-                return self._answer(rdata, SERVICE_UNAVAILABLE)
-            return 0
+            return self._on_invite(rdata, self._source(rdata, method))
         except Exception:  # never unwind into pjsip; pjsua then handles it as usual
             log.exception("the SIP request gate failed on a request")
             return 0
 
-    def _answer(self, rdata: int, status: int) -> int:
-        self._lib.pjsip_endpt_respond_stateless(self._endpt, rdata, status, None, None, None)
+    def _on_invite(self, rdata: int, source: str | None) -> int:
+        """A new INVITE: 403, 503 (full, draining, too many) or 0 (on to pjsua).
+
+        Without its source (unread), only the rate is limited here: ``onIncomingCall``
+        applies the rest of the policy, so a stranger never learns more than a 403 says."""
+        if source is not None:
+            reason = self._refuse_source(source)
+            if reason is not None:
+                self.refused.append((source, FORBIDDEN, reason))
+                return self._answer(rdata, FORBIDDEN)
+            busy = self._unavailable()
+            if busy is not None:
+                self.refused.append((source, busy.status, busy.reason))
+                return self._answer(rdata, busy.status, busy.retry_after)
+        if not self.new_calls.allow():
+            why = f"over {MAX_NEW_CALLS_PER_SECOND} new calls a second"
+            self.refused.append((source or "an unread source", SERVICE_UNAVAILABLE, why))
+            return self._answer(rdata, SERVICE_UNAVAILABLE)
+        return 0
+
+    def _answer(self, rdata: int, status: int, retry_after: int | None = None) -> int:
+        """Answer statelessly; with a ``Retry-After: <retry_after>`` header when given."""
+        headers = None
+        if retry_after is not None:
+            pool = ctypes.c_void_p.from_address(rdata).value  # rdata->tp_info.pool
+            header = self._lib.pjsip_retry_after_hdr_create(pool, retry_after)
+            if header:
+                head = _HeaderList()
+                head.prev = head.next = ctypes.addressof(head)  # pj_list_init
+                self._lib.pj_list_insert_before(ctypes.addressof(head), header)
+                headers = ctypes.addressof(head)
+        self._lib.pjsip_endpt_respond_stateless(self._endpt, rdata, status, None, headers, None)
         return 1
 
     def _source(self, rdata: int, method: str) -> str | None:

@@ -7,6 +7,7 @@ applies the answer.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 
@@ -15,10 +16,14 @@ from agent.phones import caller_id_e164
 from agent.sip.uri import SipUriError, parse_values, telephone_number
 
 FORBIDDEN = 403
-BUSY_HERE = 486
 SERVICE_UNAVAILABLE = 503
 DRAINING_RETRY_AFTER_SECONDS = 60
-"""Retry-After on the 503 of a draining agent: about a restart (models load in ~30 s)."""
+"""Retry-After on the 503 of a draining agent, on top of the drain time left: about a
+restart (models load in ~30 s)."""
+FULL_RETRY_AFTER_SECONDS = 30
+"""Retry-After on the 503 of an agent with ``max_calls`` calls up: well under a call's
+length, so a proxy that honours it (RFC 3263) soon tries this box again, and about one
+OPTIONS keep-alive interval of a dispatcher."""
 VERSTAT_PASSED = "TN-Validation-Passed"
 VERSTAT_FAILED = "TN-Validation-Failed"
 
@@ -31,7 +36,7 @@ _HEADER_NAMES = {
 
 @dataclass(frozen=True)
 class Refusal:
-    """Refuse the INVITE with ``status`` (403, 486 or 503); ``reason`` is for the log."""
+    """Refuse the INVITE with ``status`` (403 or 503); ``reason`` is for the log."""
 
     status: int
     reason: str
@@ -68,23 +73,50 @@ def host_of(address: str) -> str:
 
 
 def check_incoming(
-    settings: SipSettings, source: str, active_calls: int, *, draining: bool = False
+    settings: SipSettings,
+    source: str,
+    active_calls: int,
+    *,
+    draining: bool = False,
+    drain_left: float = 0.0,
 ) -> Refusal | None:
     """None to accept an INVITE from ``source`` with ``active_calls`` already up.
 
     Both modes accept only sources in ``allowed_networks``; in register mode the endpoint
-    adds the registrar's addresses to them (``agent.sip.registration.trusting``). While the
-    agent drains (``draining``: stopping, its calls in progress go on), an allowed source
-    gets 503 with Retry-After, so a trunk or proxy tries another agent.
+    adds the registrar's addresses to them (``agent.sip.registration.trusting``). An allowed
+    source then gets :func:`capacity_refusal`'s answer.
     """
     if not source_allowed(source, settings.allowed_networks):
         which = "neither the registrar nor" if settings.mode == "register" else "not"
         return Refusal(FORBIDDEN, f"source {host_of(source)} is {which} in allowed_networks")
+    return capacity_refusal(settings, active_calls, draining=draining, drain_left=drain_left)
+
+
+def capacity_refusal(
+    settings: SipSettings, active_calls: int, *, draining: bool = False, drain_left: float = 0.0
+) -> Refusal | None:
+    """Whether the agent takes a new call now: None, or the 503 that a new INVITE and an
+    OPTIONS ping both get (``agent.sip.gate``), so the two never disagree.
+
+    While the agent drains (``draining``: stopping, its calls in progress go on for up to
+    ``drain_left`` more seconds), Retry-After is that time plus a restart. With
+    ``max_calls`` calls up, Retry-After is ``FULL_RETRY_AFTER_SECONDS``.
+
+    Why 503 and not 486 Busy Here when full: 486 is an answer about *the called user*, which
+    a proxy relays to the caller instead of trying elsewhere (Kamailio's dispatcher fails
+    over in ``t_on_failure`` on 5xx and timeouts, the usual ``ds_next_dst`` set-up; a 486
+    ends the call with a busy tone although another box has a free line). 503 says *this
+    server* is temporarily unable (RFC 3261 21.5.4): a proxy tries the next box (RFC 3263
+    4.3), and a trunk with no other destination treats it as congestion, which is what a
+    full agent is. Retry-After tells either one for how long.
+    """
     if draining:
         reason = "the agent is stopping (draining its calls)"
-        return Refusal(SERVICE_UNAVAILABLE, reason, DRAINING_RETRY_AFTER_SECONDS)
+        retry_after = DRAINING_RETRY_AFTER_SECONDS + math.ceil(max(drain_left, 0.0))
+        return Refusal(SERVICE_UNAVAILABLE, reason, retry_after)
     if active_calls >= settings.max_calls:
-        return Refusal(BUSY_HERE, f"{active_calls} calls up, max_calls is {settings.max_calls}")
+        reason = f"{active_calls} calls up, max_calls is {settings.max_calls}"
+        return Refusal(SERVICE_UNAVAILABLE, reason, FULL_RETRY_AFTER_SECONDS)
     return None
 
 

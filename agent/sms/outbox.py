@@ -23,6 +23,7 @@ from agent.billing.db_work import DatabaseWork, InlineDatabase
 from agent.billing.models import Call, CallEvent, SmsMessage, database_proxy, utcnow
 from agent.config import Config
 from agent.errors import DatabaseUnavailableError
+from agent.metrics import record as metrics
 from agent.phones import last_four
 from agent.sms import optout, rows
 from agent.sms.gateway import OutgoingSms, SendResult, SendStatus, SmsGateway
@@ -151,6 +152,7 @@ class Outbox:
             message.id, _end(message), self.gateway.name, result.status.value,
             f" ({result.error})" if result.error else "",
         )  # fmt: skip
+        metrics.sms_send_attempted(self.gateway.name, result.status.value)
         if given_up is not None:
             log.error("%s", given_up)
         return attempted

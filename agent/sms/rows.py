@@ -5,11 +5,17 @@ that follows it are never interleaved with another coroutine's).
 
 Claiming: a sender sets ``claimed_until`` with one conditional ``UPDATE`` that only matches a
 due, unclaimed row, so two senders (the worker and a call's immediate attempt, or two
-processes on one database) never send the same row at once. The claim is released when the
-answer is recorded. If the process dies mid-send, the claim expires and the row is sent
-again: delivery is **at least once**. A text the gateway accepted just before a crash can
-then arrive twice; the alternative (at most once) could silently lose a payment link, which
-is worse for the caller and the business.
+processes on one database) never send the same row at once. On PostgreSQL the statement
+commits on its own (autocommit); when two agents' claims of one row meet, the second waits
+for the first's row lock and then evaluates its ``WHERE`` again on the row as the first left
+it (READ COMMITTED), finds it claimed, and changes nothing: ``claim`` returns None. On SQLite
+writers are serialised anyway. The claim's times are each agent's own clock, so boxes
+sharing a database keep their clocks in step (NTP): a box running more than
+``CLAIM_MARGIN_SECONDS`` ahead would take another's fresh claim for an expired one. The
+claim is released when the answer is recorded. If the process dies mid-send, the claim
+expires and the row is sent again: delivery is **at least once**. A text the gateway
+accepted just before a crash can then arrive twice; the alternative (at most once) could
+silently lose a payment link, which is worse for the caller and the business.
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ by an earlier run, or by another process (``voice-agent chat``, ``voice-agent sm
 go out when the worker next finds them due: at its next look, ``IDLE_CHECK_SECONDS`` at most.
 On stop, the attempt in progress is finished and recorded, so a normal restart never sends
 anything twice.
+
+Agents sharing one PostgreSQL database each run a worker over the same outbox: every send
+goes through ``rows.claim``, which only one of them can win for a row, so each text is sent
+once (``tests/test_multibox_postgres.py`` counts it with two agents). A text queued by one
+box's call is tried by that call first; another box's worker finds it only if it is still
+due at its next look.
 """
 
 from __future__ import annotations

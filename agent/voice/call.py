@@ -47,6 +47,7 @@ from agent.dialog.session import (
 )
 from agent.dialog.verify import check_caller
 from agent.errors import DatabaseUnavailableError
+from agent.metrics import record as metrics
 from agent.sip.events import (
     CallAnswered,
     CallEnded,
@@ -63,6 +64,7 @@ from agent.voice.inputs import (
     Shutdown,
     TimeLimit,
 )
+from agent.voice.instance import instance_name
 from agent.voice.listener import (
     CallerTurn,
     HearingFailed,
@@ -127,6 +129,7 @@ class VoiceCall:
         listening: asyncio.Task[None] | None = None
         time_limit: asyncio.TimerHandle | None = None
         self.services.live_calls.add(self.call_id)
+        metrics.call_started()
         try:
             self.session = await self._open_session()
             try:
@@ -150,6 +153,7 @@ class VoiceCall:
             if time_limit is not None:
                 time_limit.cancel()
             self.services.live_calls.discard(self.call_id)
+            metrics.call_ended(self.session.summary if self.session is not None else None)
             self._speaker.silence()
             await self._listener.aclose()
             if listening is not None:
@@ -189,6 +193,7 @@ class VoiceCall:
             verstat=verstat,
             check=check,
             database=database,
+            instance=instance_name(config.agent, config.sip),  # this box took it
         )
         session.database_error = unavailable
         if await session.journal.write_now():
@@ -421,22 +426,21 @@ class VoiceCall:
         def span(a: float, b: float) -> float:
             return round((b - a) * ms, 1)
 
-        self.session.record(
-            CallEventType.TURN_TIMING,
-            {
-                "latency_ms": span(heard.last_voice_at, sent_at),
-                "endpoint_ms": span(heard.last_voice_at, heard.endpoint_at),
-                "asr_ms": round(heard.asr_seconds * ms, 1),
-                "asr_wait_ms": span(heard.endpoint_at, heard.transcribed_at),
-                "dialog_ms": span(heard.transcribed_at, replied_at),
-                "tts_first_ms": span(replied_at, first_audio),
-                "speculative": heard.speculative,
-                "nlu_early": self.session.parsed_early,
-                "asr_runs": heard.asr_runs,
-                "asr_frames": heard.asr_frames,
-                "audio_seconds": round(heard.audio_seconds, 2),
-            },
-        )
+        timing = {
+            "latency_ms": span(heard.last_voice_at, sent_at),
+            "endpoint_ms": span(heard.last_voice_at, heard.endpoint_at),
+            "asr_ms": round(heard.asr_seconds * ms, 1),
+            "asr_wait_ms": span(heard.endpoint_at, heard.transcribed_at),
+            "dialog_ms": span(heard.transcribed_at, replied_at),
+            "tts_first_ms": span(replied_at, first_audio),
+            "speculative": heard.speculative,
+            "nlu_early": self.session.parsed_early,
+            "asr_runs": heard.asr_runs,
+            "asr_frames": heard.asr_frames,
+            "audio_seconds": round(heard.audio_seconds, 2),
+        }
+        self.session.record(CallEventType.TURN_TIMING, timing)
+        metrics.turn_timed(timing)  # the same spans, into the turn-latency histogram
 
     def _prepare_next_replies(self) -> None:
         """While the caller answers, render the start of the likely replies to it."""
@@ -452,6 +456,9 @@ class VoiceCall:
         if self.session is None:
             return
         audio = self._audio
+        metrics.media_counted(
+            audio.frames_in, audio.frames_out, audio.dropped_frames, audio.late_frames
+        )
         self.session.record(  # one the database refuses is logged and kept by the session
             CallEventType.MEDIA_STATS,
             {

@@ -37,6 +37,7 @@ from agent.asr.whisper import Transcriber, Transcript
 from agent.audio.format import FRAME_MS
 from agent.audio.segmenter import SegmenterEvent, SegmenterSettings, UtteranceSegmenter
 from agent.audio.vad import VoiceActivityDetector
+from agent.metrics import record as metrics
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ class TurnListener:
     ) -> asyncio.Future[Transcript]:
         """Whisper on the utterance so far, in the executor (counted in ``runs``)."""
         utterance.runs += 1
+        metrics.asr_decode_started(speculative=abandon is not None)
         samples = np.frombuffer(b"".join(utterance.frames), dtype="<i2")
         loop = asyncio.get_running_loop()
         work = functools.partial(self.transcriber.transcribe, samples, abandon)
@@ -238,10 +240,12 @@ class TurnListener:
                 transcript = await transcription
             except Exception as err:  # a broken model must reach the conversation
                 log.exception("speech recognition failed")
+                metrics.asr_failed()
                 self.emit(HearingFailed(repr(err)))
                 return
             if previous is not None:
                 await previous  # turns are delivered in the order they were spoken
+            metrics.asr_turn_transcribed(speculative=speculative is not None)
             self.emit(
                 CallerTurn(
                     text=transcript.text,

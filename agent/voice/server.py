@@ -164,9 +164,10 @@ class VoiceServer:
     async def _drain(self, hurry: asyncio.Event) -> None:
         """Refuse new calls (503) and let the calls in progress go on until they end,
         ``[sip] drain_seconds`` pass, or ``hurry`` is set."""
-        with contextlib.suppress(SipSetupError):  # the endpoint is already gone
-            await self.endpoint.refuse_new_calls()
         seconds = self.services.config.sip.drain_seconds
+        with contextlib.suppress(SipSetupError):  # the endpoint is already gone
+            # Retry-After counts from the drain's end: none without calls to wait for.
+            await self.endpoint.refuse_new_calls(seconds if self.calls else 0)
         if not self.calls or seconds == 0:
             now = "; drain_seconds = 0: they hear the goodbye now" if self.calls else ""
             log.info("stopping: %s in progress%s; new calls get 503", _count(len(self.calls)), now)

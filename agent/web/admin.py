@@ -12,7 +12,9 @@ import logging
 from aiohttp import web
 
 from agent.config import Config
+from agent.dashboard.routes import DashboardRoutes
 from agent.errors import WebServiceError
+from agent.metrics.exposition import add_metrics_route
 from agent.web.app import healthz
 from agent.web.security import RedactingAccessLogger
 
@@ -26,6 +28,8 @@ MAX_BODY_BYTES = 16 * 1024
 def build_admin_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/healthz", healthz)
+    app.add_routes(DashboardRoutes(config).routes())  # /, /login, /logout, /calls/{id}
+    add_metrics_route(app, config)  # GET /metrics (agent.metrics)
     return app
 
 

@@ -1,7 +1,8 @@
 """The web service inside ``voice-agent run``: the app, and the runner that serves it.
 
 Routes: ``/pay/...`` (:mod:`agent.web.pay_pages`), ``/webhooks/stripe`` when Stripe is the
-processor (:mod:`agent.web.stripe_hooks`), the SMS gateways' callbacks
+processor (:mod:`agent.web.stripe_hooks`), ``/pay/demo-checkout/...`` with the demo processor
+(:mod:`agent.web.demo_pages`), the SMS gateways' callbacks
 (:func:`agent.web.sms_hooks.sms_routes`) and ``/healthz`` for the service manager.
 Handlers run on the agent's event loop beside the calls: database work in them is a few short
 queries, and the processor is called asynchronously with a timeout.
@@ -20,9 +21,12 @@ from aiohttp import web
 from agent.billing.models import database_proxy, utcnow
 from agent.config import Config
 from agent.errors import WebServiceError
+from agent.payments.demo_checkout import DemoCheckout
 from agent.payments.expiry import CheckoutSweeper
 from agent.payments.factory import build_processor
 from agent.payments.processor import CheckoutProcessor
+from agent.web.clients import RateLimiter
+from agent.web.demo_pages import DemoCheckoutPages
 from agent.web.pages import CSS
 from agent.web.pay_pages import PayPages
 from agent.web.security import RedactingAccessLogger, add_headers_hook, security_headers
@@ -47,9 +51,12 @@ def build_web_app(
     https = config.paylinks.base_url.lower().startswith("https://")
     app.on_response_prepare.append(add_headers_hook(security_headers(CSS, https)))
     app.router.add_get("/healthz", healthz)
-    app.add_routes(PayPages(config, processor, clock).routes())
+    limiter = RateLimiter(config.web.lookups_per_minute)  # pay pages and demo checkout alike
+    wake = sweeper.wake if sweeper is not None else (lambda: None)
+    if isinstance(processor, DemoCheckout):  # before /pay/{token}/...: a fixed path first
+        app.add_routes(DemoCheckoutPages(config, processor, clock, limiter, wake).routes())
+    app.add_routes(PayPages(config, processor, clock, limiter).routes())
     if config.payments.processor == "stripe":
-        wake = sweeper.wake if sweeper is not None else (lambda: None)
         app.add_routes(stripe_webhook_routes(config.payments.stripe, clock, wake))
     app.add_routes(sms_routes(config))
     return app

@@ -41,7 +41,12 @@ def look_up(token: str, now: datetime) -> LinkView:
     if not TOKEN_SHAPE.fullmatch(token):
         return INVALID
     link: PaymentLink | None = PaymentLink.get_or_none(PaymentLink.token_hash == hash_token(token))
-    if link is None or link.expires_at <= now or link.voided_at is not None:
+    return INVALID if link is None else view_of(link, now)
+
+
+def view_of(link: PaymentLink, now: datetime) -> LinkView:
+    """What ``link`` leads to now (the demo checkout page reaches it by its checkout)."""
+    if link.expires_at <= now or link.voided_at is not None:
         return INVALID
     invoice: Invoice = link.invoice
     if link.used_at is not None:

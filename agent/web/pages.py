@@ -35,6 +35,7 @@ background:#1d4ed8;color:#fff;font:inherit;font-weight:700;cursor:pointer}
 button:focus{outline:3px solid #f59e0b;outline-offset:2px}
 p,form{margin:0 0 1rem}
 .note{color:#374151;font-size:1rem}
+.test{padding:.75rem 1rem;background:#fef3c7;border:2px dashed #b45309;border-radius:.5rem}
 a{color:#1d4ed8}
 """
 
@@ -110,11 +111,13 @@ def payable(brand: Brand, invoice: Invoice, token: str, processor: str | None) -
         )
         return render(brand, f"Invoice {invoice.number}", body)
     where = "Stripe's secure payment page" if processor == "stripe" else "our secure payment page"
+    card = f"You will enter your card details on {where}; they never reach us."
+    if processor == "demo":
+        card = "This is a demonstration: the next page takes a test payment, no card."
     body = (
         f'{details}<form method="post" action="{escape(token)}/checkout">'
         '<button type="submit">Pay now</button></form>'
-        f'<p class="note">You will enter your card details on {where}; '
-        "they never reach us.</p>"
+        f'<p class="note">{card}</p>'
         f'<p class="note">Questions? Call us at {brand.call_us()}.</p>'
     )
     return render(brand, f"Invoice {invoice.number}", body)
@@ -159,6 +162,45 @@ def processor_unavailable(brand: Brand) -> web.Response:
         f'<p class="note">Or pay by phone: call us at {brand.call_us()}.</p>'
     )
     return render(brand, "Payment service unavailable", body, status=503)
+
+
+def demo_checkout(
+    brand: Brand, invoice: Invoice, cents: int, form_field: tuple[str, str]
+) -> web.Response:
+    """The demo processor's checkout page: unmistakably a test; "Pay (test)" posts the form
+    (with ``form_field``, its anti-forgery name and value) to this same address; "Cancel"
+    leads to the ``cancelled`` page beside it, as Stripe's cancel link does."""
+    name, value = form_field
+    body = (
+        '<p class="test">This is the demo payment processor. No card is asked for and '
+        "nothing is charged: the invoice is only marked paid in this agent's database.</p>"
+        f"{_details(brand, invoice, 'Amount', cents)}"
+        '<form method="post">'
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+        '<button type="submit">Pay (test)</button></form>'
+        '<p><a href="../cancelled">Cancel</a></p>'
+    )
+    return render(brand, "Test payment — no card is charged", body)
+
+
+def checkout_closed(brand: Brand) -> web.Response:
+    """A demo checkout that was expired (its link died) or ran out."""
+    body = (
+        "<p>This payment page has expired. Nothing was charged. To pay, open the link in "
+        "your text message again.</p>"
+        f'<p class="note">Questions? Call us at {brand.call_us()}.</p>'
+    )
+    return render(brand, "Payment not completed", body, status=410)
+
+
+def form_refused(brand: Brand) -> web.Response:
+    """A payment form that did not come from our own page (forged, or from before a restart)."""
+    body = (
+        "<p>This payment form is out of date. Nothing was charged. To pay, open the link in "
+        "your text message again.</p>"
+        f'<p class="note">Questions? Call us at {brand.call_us()}.</p>'
+    )
+    return render(brand, "Payment not completed", body, status=403)
 
 
 def too_many_requests(brand: Brand) -> web.Response:

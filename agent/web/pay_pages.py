@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
+import peewee as pw
 from aiohttp import web
 
 from agent.billing.models import Payment
 from agent.config import Config
 from agent.errors import PaymentProcessorError
+from agent.metrics import record as metrics
 from agent.payments.checkout import open_checkout
 from agent.payments.processor import CheckoutProcessor
 from agent.web import pages
@@ -53,9 +55,17 @@ class PayPages:
 
     async def show(self, request: web.Request) -> web.Response:
         if not self._allowed(request):
+            metrics.pay_page_viewed("rate-limited")
             return pages.too_many_requests(self._brand)
         token = request.match_info["token"]
-        return self._page(look_up(token, self._clock()), token)
+        view = look_up(token, self._clock())
+        if view.link is not None:  # the dashboard's "link opened"; never costs the payer the page
+            try:
+                view.link.mark_viewed(self._clock())
+            except pw.PeeweeException as err:
+                log.warning("payment link %d: first view not recorded: %s", view.link.id, err)
+        metrics.pay_page_viewed(view.state.value)
+        return self._page(view, token)
 
     async def checkout(self, request: web.Request) -> web.Response:
         if not self._allowed(request):

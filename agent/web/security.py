@@ -17,7 +17,9 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-_TOKEN_PATH = re.compile(r"^/pay/(?!done$|cancelled$)[^/]+")
+_TOKEN_PATH = re.compile(r"^/pay/(?!done$|cancelled$|demo-checkout/)[^/]+")
+_DEMO_SESSION_PATH = re.compile(r"^/pay/demo-checkout/[^/]+")
+"""The demo processor's checkout page: its session id is a secret too."""
 
 
 def style_source(css: str) -> str:
@@ -73,7 +75,9 @@ def add_headers_hook(
 
 
 def redact_path(path: str) -> str:
-    """``/pay/AbC...xyz/checkout`` → ``/pay/<token>/checkout``."""
+    """``/pay/AbC...xyz/checkout`` → ``/pay/<token>/checkout``; ``/pay/demo-checkout/demo_9f...``
+    → ``/pay/demo-checkout/<session>``."""
+    path = _DEMO_SESSION_PATH.sub("/pay/demo-checkout/<session>", path)
     return _TOKEN_PATH.sub("/pay/<token>", path)
 
 

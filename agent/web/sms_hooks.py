@@ -39,6 +39,7 @@ from aiohttp import web
 from agent.billing.models import SmsMessage, database_proxy
 from agent.config import Config
 from agent.errors import ConfigError
+from agent.metrics import record as metrics
 from agent.phones import normalize
 from agent.sms.kannel import DLR_PATH, dlr_signature_valid
 from agent.sms.optout import OPT_IN_KEYWORDS, OPT_OUT_KEYWORDS, Replies, handle_inbound, keyword_of
@@ -238,6 +239,7 @@ class SmsHooks:
             return _unknown_message()
         with database_proxy.atomic():
             apply_report(message, report)
+        metrics.delivery_report_received(report.label, report.status)
         return _plain("ok", 200)
 
     def _number(self, sender: str) -> str | None:
