@@ -211,3 +211,27 @@ def test_the_wrong_password_limit_forgets_after_a_minute() -> None:
 def test_a_hash_that_does_not_read_is_refused(text: str) -> None:
     with pytest.raises(BadHashError):
         PasswordHash.parse(text)
+
+
+def test_the_public_listener_has_no_admin_pages_and_the_admin_one_no_pay_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password_hash: str
+) -> None:
+    monkeypatch.setenv(ENV, password_hash)
+    config = sms_config(tmp_path, "")
+    with sqlite_database(tmp_path / "agent.db"):
+        seed_demo("US", TODAY)
+        agent = RunningAgent(config)
+        try:
+            public = httpx.Client(base_url=agent.background.web_url, timeout=30)
+            admin = httpx.Client(base_url=agent.background.admin_url, timeout=30)
+            on_public = {p: public.get(p).status_code for p in ("/metrics", "/login", "/calls/1")}
+            logged_in = public.post("/login", data={"password": PASSWORD})
+            pay_on_admin = admin.get("/pay/" + "A" * 43).status_code
+            metrics = admin.get("/metrics")
+        finally:
+            agent.stop()
+
+    assert on_public == {"/metrics": 404, "/login": 404, "/calls/1": 404}
+    assert logged_in.status_code in (404, 405) and "Set-Cookie" not in logged_in.headers
+    assert pay_on_admin == 404
+    assert metrics.status_code == 200 and "voice_agent_calls_total" in metrics.text
