@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,7 @@ from agent.billing.call_events import CallEventType
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Invoice, SmsMessage
 from agent.paths import PROJECT_ROOT
-from tests.conftest import free_port
-from tests.kannel import PASSWORD, KannelHarness
+from tests.payment_world import PaymentWorld, payment_world
 from tests.phone_agent import PhoneAgent
 from tests.postgres import (
     SUPERUSER,
@@ -43,7 +41,7 @@ from tests.postgres import (
     postgres_fixture,  # noqa: F401 (provides the `postgres` fixture)
 )
 from tests.prometheus import JOB, PrometheusServer, promtool
-from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn, sign
+from tests.stripe_standin import sign
 from tests.test_phone_calls import place_call
 
 pytestmark = pytest.mark.timeout(480)
@@ -94,11 +92,7 @@ def is_(expected: float) -> Any:
 
 
 @dataclass
-class World:
-    agent: PhoneAgent
-    kannel: KannelHarness
-    stripe: StripeStandIn
-    web: str
+class World(PaymentWorld):
     prometheus: PrometheusServer
 
 
@@ -106,35 +100,10 @@ class World:
 def world(
     tmp_path: Path, nlu_url: str, demo_db_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[World]:
-    monkeypatch.setenv("KANNEL_TEST_PASSWORD", PASSWORD)
-    monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    web = f"http://127.0.0.1:{free_port()}"
-    with StripeStandIn() as stripe, KannelHarness(tmp_path, web) as kannel:
-        extra = (
-            textwrap.dedent(f"""
-            [web]
-            port = {web.rsplit(":", 1)[1]}
-            callback_base_url = "{web}"
-
-            [paylinks]
-            base_url = "{web}/pay/"
-
-            [payments]
-            processor = "stripe"
-
-            [payments.stripe]
-            api_base = "{stripe.url}"
-            """)
-            + kannel.agent_config()
-        )
-        agent = PhoneAgent.start(tmp_path / "agent", nlu_url, demo_db_template, extra)
-        try:
-            targets = [admin_address(agent)]
-            with PrometheusServer(tmp_path / "prometheus", targets) as prometheus:
-                yield World(agent, kannel, stripe, web, prometheus)
-        finally:
-            assert agent.stop() == 0, agent.log_tail()
+    with payment_world(tmp_path, nlu_url, demo_db_template, monkeypatch) as paying:
+        targets = [admin_address(paying.agent)]
+        with PrometheusServer(tmp_path / "prometheus", targets) as prometheus:
+            yield World(paying.agent, paying.kannel, paying.stripe, paying.web, prometheus)
 
 
 def test_prometheus_follows_a_paid_call(world: World) -> None:

@@ -10,21 +10,18 @@ webhook marks the invoice paid — after which the same link no longer offers pa
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from agent.billing.models import Invoice, Payment, PaymentLink, SmsMessage
-from tests.conftest import free_port
 from tests.heard import assert_amount_heard, assert_heard
-from tests.kannel import PASSWORD, SENDER, KannelHarness, PhoneMessage
-from tests.phone_agent import PhoneAgent
+from tests.kannel import SENDER, PhoneMessage
+from tests.payment_world import PaymentWorld, payment_world
 from tests.sms_agent import payment_text
-from tests.stripe_standin import SECRET_KEY, WEBHOOK_SECRET, StripeStandIn, sign
+from tests.stripe_standin import sign
 from tests.test_phone_calls import GREETING, ONE_INVOICE, place_call
 
 pytestmark = pytest.mark.timeout(300)
@@ -33,46 +30,15 @@ DANA = "+14165550123"
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/pay/[A-Za-z0-9_-]{43}")
 
 
-@dataclass
-class World:
-    agent: PhoneAgent
-    kannel: KannelHarness
-    stripe: StripeStandIn
-    web: str
-    """The agent's web service (pay pages, webhooks, Kannel's callbacks)."""
+World = PaymentWorld
 
 
 @pytest.fixture
 def world(
     tmp_path: Path, nlu_url: str, demo_db_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[World]:
-    monkeypatch.setenv("KANNEL_TEST_PASSWORD", PASSWORD)
-    monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
-    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    web = f"http://127.0.0.1:{free_port()}"
-    with StripeStandIn() as stripe, KannelHarness(tmp_path, web) as kannel:
-        extra = (
-            textwrap.dedent(f"""
-            [web]
-            port = {web.rsplit(":", 1)[1]}
-            callback_base_url = "{web}"
-
-            [paylinks]
-            base_url = "{web}/pay/"
-
-            [payments]
-            processor = "stripe"
-
-            [payments.stripe]
-            api_base = "{stripe.url}"
-            """)
-            + kannel.agent_config()
-        )
-        agent = PhoneAgent.start(tmp_path / "agent", nlu_url, demo_db_template, extra)
-        try:
-            yield World(agent, kannel, stripe, web)
-        finally:
-            assert agent.stop() == 0, agent.log_tail()
+    with payment_world(tmp_path, nlu_url, demo_db_template, monkeypatch) as world:
+        yield world
 
 
 def test_a_paid_call_texts_the_link_and_the_link_takes_the_payment(
