@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -30,9 +28,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from agent.billing.call_events import CallEventType
 from agent.billing.models import Call, CallEvent, Payment, SmsMessage
 from agent.paths import PROJECT_ROOT
+from tests.chromium import chromium
 from tests.conftest import voice_agent, write_config
 from tests.phone_agent import PhoneAgent
-from tests.test_pay_page_browser import CHROMEDRIVER, CHROMIUM, read_png
+from tests.test_pay_page_browser import read_png
 
 PASSWORD = "a long dashboard password"
 SIZES = {"desktop": (1280, 1500, False), "phone": (390, 1400, True)}
@@ -71,26 +70,8 @@ def site(tmp_path: Path, nlu_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    for program, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not program.exists():
-            pytest.fail(f"{program} not found: install Debian's {package} (scripts/setup does)")
-    options = Options()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--hide-scrollbars", "--window-size=1280,1500",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):  # fmt: skip
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"profile.managed_default_content_settings.javascript": 2}
-    )
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.set_page_load_timeout(30)
+    with chromium(tmp_path / "chromium-profile", 1280, 1500) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def size(browser: webdriver.Chrome, name: str) -> None:

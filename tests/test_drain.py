@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -35,6 +33,7 @@ from agent.sip.policy import DRAINING_RETRY_AFTER_SECONDS, check_incoming
 from agent.voice.server import SHUTDOWN_GRACE_SECONDS
 from tests.conftest import VOICE_AGENT
 from tests.phone_agent import PhoneAgent, free_media_port, free_udp_port, wait_for_greeting
+from tests.sip_options import ping
 
 AGENT_UNIT = PROJECT_ROOT / "systemd" / "voice-agent.service"
 SCENARIO = Path(__file__).with_name("sipp") / "uac_refused_503.xml"
@@ -96,32 +95,6 @@ def call_args(agent: PhoneAgent, *turns: str) -> list[str]:
     for turn in turns:
         args += ["--say", turn]
     return args
-
-
-def options_status(port: int) -> int:
-    """Send one SIP OPTIONS over UDP to the agent; the status code of its answer."""
-    tag = uuid.uuid4().hex
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(20)
-        local = sock.getsockname()[1]
-        message = (
-            f"OPTIONS sip:agent@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local};rport;branch=z9hG4bK{tag}\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:ping@127.0.0.1>;tag={tag[:10]}\r\n"
-            f"To: <sip:agent@127.0.0.1:{port}>\r\n"
-            f"Call-ID: {tag}@127.0.0.1\r\n"
-            "CSeq: 1 OPTIONS\r\n"
-            f"Contact: <sip:ping@127.0.0.1:{local}>\r\n"
-            "Accept: application/sdp\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        sock.sendto(message.encode(), ("127.0.0.1", port))
-        answer = sock.recv(65535).decode(errors="replace")
-    status_line = answer.split("\r\n", 1)[0]
-    assert status_line.startswith("SIP/2.0 "), answer
-    return int(status_line.split()[1])
 
 
 def invite_refused_with_503(agent: PhoneAgent, folder: Path) -> tuple[bool, str, str]:
@@ -200,13 +173,13 @@ def test_sigterm_lets_the_call_finish_and_refuses_new_calls(
         tmp_path / "agent", nlu_url, demo_db_template, sip_extra="drain_seconds = 60\n"
     )
     try:
-        assert options_status(agent.sip_port) == 200  # answering: the trunk's pings succeed
+        assert ping(agent.sip_port).status == 200  # answering: the trunk's pings succeed
         caller = start_call(agent, "I'd like to pay my bill.", "Yes, please.")
         wait_for_greeting(agent)
         agent.process.send_signal(signal.SIGTERM)
         wait_for_log(agent, r"draining: 1 call in progress")
 
-        assert options_status(agent.sip_port) == 503
+        assert ping(agent.sip_port).status == 503
         refused, sipp_log, report = invite_refused_with_503(agent, tmp_path / "sipp")
         assert refused, report
         [retry_after] = re.findall(r"retry-after (\d+)", sipp_log)  # a restart + drain left

@@ -17,11 +17,8 @@ The assertions are about answers and order, never about timings.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,6 +28,7 @@ from agent.billing.models import CallEvent
 from agent.sip.policy import DRAINING_RETRY_AFTER_SECONDS, FULL_RETRY_AFTER_SECONDS
 from tests.conftest import VOICE_AGENT
 from tests.phone_agent import PhoneAgent
+from tests.sip_options import Answer, ping
 from tests.test_drain import call_report, exit_status, invite_refused_with_503, wait_for_log
 
 CALLER = "+14165550123"
@@ -41,42 +39,6 @@ much again: each test call is a caller who stays silent, so it holds the line ~3
 AGENT_TOML = f'[asr]\nmodel = "tiny.en"\nno_input_timeout_seconds = {SILENCE_SECONDS}\n'
 HOLD = f"silence:{4 * SILENCE_SECONDS}"  # the caller's only turn: the agent hangs up first
 SIP_TOML = f"max_calls = 1\ndrain_seconds = {DRAIN_SECONDS}\n"
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    retry_after: int | None
-    """The ``Retry-After`` header's seconds, None without one."""
-
-
-def ping(port: int) -> Answer:
-    """One SIP OPTIONS over UDP to the agent, as a dispatcher's keep-alive; its answer."""
-    tag = uuid.uuid4().hex
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.settimeout(20)
-        local = sock.getsockname()[1]
-        message = (
-            f"OPTIONS sip:agent@127.0.0.1:{port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{local};rport;branch=z9hG4bK{tag}\r\n"
-            "Max-Forwards: 70\r\n"
-            f"From: <sip:dispatcher@127.0.0.1>;tag={tag[:10]}\r\n"
-            f"To: <sip:agent@127.0.0.1:{port}>\r\n"
-            f"Call-ID: {tag}@127.0.0.1\r\n"
-            "CSeq: 1 OPTIONS\r\n"
-            "Content-Length: 0\r\n\r\n"
-        )
-        sock.sendto(message.encode(), ("127.0.0.1", port))
-        answer = sock.recv(65535).decode(errors="replace")
-    head = answer.split("\r\n\r\n", 1)[0].split("\r\n")
-    assert head[0].startswith("SIP/2.0 "), answer
-    retry_after = None
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "retry-after":
-            retry_after = int(value.split(";")[0].split("(")[0].strip())
-    return Answer(int(head[0].split()[1]), retry_after)
 
 
 def dial(agent: PhoneAgent, *turns: str) -> subprocess.Popen[str]:
