@@ -238,10 +238,11 @@ class VoiceServer:
         task = asyncio.create_task(self._run_call(call))
         self._tasks[incoming.call_id] = task
         log.info(
-            "call %s from %s (%s)",
+            "call %s from %s (%s), SIP Call-ID %s",
             incoming.call_id,
             incoming.remote_address,
             "caller ID withheld" if incoming.caller_e164 is None else "caller ID present",
+            incoming.sip_call_id or "-",
         )
 
     async def _run_call(self, call: VoiceCall) -> None:
