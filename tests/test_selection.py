@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from agent.dialog.corrections import restatement
 from agent.dialog.selection import choose_invoice
 from agent.dialog.types import Entity, InvoiceView
 
@@ -364,3 +365,48 @@ CLOSE = (
 )
 def test_exact_amount(text: str, expected: int) -> None:
     assert choose_invoice(text, (), CLOSE) == expected
+
+
+# --- self-corrections: the last stated choice --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the first one, no, the second one", 1),
+        ("The first one — no, the second one.", 1),
+        ("the first one. No. The second one.", 1),
+        ("the second one, I mean the third one", 2),
+        ("the third, sorry, the fourth", 3),
+        ("um the, the first, actually the last one", 4),
+        ("the one for sixty, wait, the one for eighty-nine ninety-nine", 0),
+        ("the one from March 14th, no, the one for four twelve", 1),
+        ("the last one, scratch that, the second", 1),
+        ("no, the second one", 1),
+        ("the second one, no problem", 1),  # not a correction
+    ],
+)
+def test_a_self_correction_keeps_the_last_stated_choice(text: str, expected: int) -> None:
+    assert choose_invoice(text, [], OFFERED) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the second one, no wait",  # retracted, nothing named after it
+        "the first one, no,",
+        "the fourth one, sorry",
+    ],
+)
+def test_a_retracted_choice_with_nothing_after_it_is_asked_again(text: str) -> None:
+    assert choose_invoice(text, [], OFFERED) is None
+
+
+def test_whispers_no_for_number_is_not_a_correction() -> None:
+    assert restatement("No. 2, please") is None
+    assert restatement("INV No. 1042") is None
+
+
+def test_an_entity_said_before_the_correction_no_longer_counts() -> None:
+    entities = [Entity("ordinal", "first"), Entity("ordinal", "third")]
+    assert choose_invoice("the first one, I mean the third", entities, OFFERED) == 2

@@ -5,7 +5,9 @@ four twelve"), date ("the one from March third") or invoice number ("ten forty t
 Each cue gives a set of matching invoices; the choice is the single invoice that all
 cues with a match agree on. A cue that matches nothing is ignored (a misheard word
 must not veto a clear one); if the cues disagree or match several, nothing is chosen
-and the caller is asked again. Pure: text and values in, an index out.
+and the caller is asked again. A self-correction ("the first one, no, the second one")
+leaves only what was said after it (``agent.dialog.corrections``). Pure: text and values in,
+an index out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Decimal
 
+from agent.dialog.corrections import restatement
 from agent.dialog.numbers import (
     TEENS,
     UNITS,
@@ -54,6 +57,12 @@ def choose_invoice(
     ``by_value=False`` when amounts and dates were withheld: only the position counts (a
     date's words are still removed, so "march third" is not "the third one").
     """
+    restated = restatement(text)
+    if restated is not None:  # only what was said after the last correction counts
+        text = restated
+        entities = [e for e in entities if e.value.lower() in restated.lower()]
+        if not text:
+            return None
     cues: list[set[int]] = []
     text = _strip_slash_date(text, offered, cues)
     tokens = _strip_date(tokenize(text), offered, cues)
