@@ -24,7 +24,7 @@ from agent.dialog.numbers import (
         ("", []),
         ("The Second One.", ["the", "second", "one"]),
         ("twenty-nine", ["twenty", "nine"]),
-        ("uh... um, the FIRST!", ["uh", "um", "the", "first"]),
+        ("uh... um, the FIRST!", ["the", "first"]),
         ("$1,250.50 please", ["$1,250.50", "please"]),
         ("$129.50", ["$129.50"]),
         ("INV-1042", ["inv", "1042"]),

@@ -402,6 +402,20 @@ def test_a_retracted_choice_with_nothing_after_it_is_asked_again(text: str) -> N
     assert choose_invoice(text, [], OFFERED) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the one for a hundred and, uh, twenty-nine fifty", 2),
+        ("um, the… the one for a hundred and, uh, twenty-nine fifty", 2),
+        ("the, uh, the second one", 1),
+        ("er, four, um, twelve", 1),
+        ("the one for, uhm, sixty", 4),
+    ],
+)
+def test_hesitations_inside_a_choice_are_ignored(text: str, expected: int) -> None:
+    assert choose_invoice(text, [], OFFERED) == expected
+
+
 def test_whispers_no_for_number_is_not_a_correction() -> None:
     assert restatement("No. 2, please") is None
     assert restatement("INV No. 1042") is None

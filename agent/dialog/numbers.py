@@ -37,9 +37,14 @@ _TOKEN = re.compile(r"\$?\d[\d,]*(?:\.\d+)?(?:st|nd|rd|th)?|[a-z]+(?:'[a-z]+)?")
 _ORDINAL_DIGITS = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)$")
 
 
+FILLERS = frozenset({"uh", "um", "uhm", "umm", "er", "erm", "ah", "hmm", "mm", "mhm"})
+"""Hesitation sounds: dropped, so "a hundred and, uh, twenty-nine fifty" is one amount."""
+
+
 def tokenize(text: str) -> list[str]:
-    """Lowercase word and number tokens; hyphens split words ("twenty-nine")."""
-    return _TOKEN.findall(text.lower().replace("-", " "))
+    """Lowercase word and number tokens, hesitations (``FILLERS``) left out; hyphens split
+    words ("twenty-nine")."""
+    return [t for t in _TOKEN.findall(text.lower().replace("-", " ")) if t not in FILLERS]
 
 
 def number_value(token: str) -> Decimal | None:
