@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from agent.asr.whisper import Transcriber
 from agent.audio.segmenter import SegmenterSettings
 from agent.billing.db_work import DatabaseWork, InlineDatabase
-from agent.config import Config
+from agent.config import AsrSettings, Config
 from agent.dialog.journal import CallJournal
 from agent.nlu.client import IntentParser
 from agent.sms.outbox import Outbox
@@ -67,11 +67,14 @@ class VoiceServices:
         return len(self.live_calls) <= 1 and not busy
 
     def segmenter_settings(self) -> SegmenterSettings:
-        asr = self.config.asr
-        return SegmenterSettings(
-            endpoint_silence_seconds=asr.endpoint_silence_ms / 1000,
-            speculative_silence_seconds=min(asr.speculative_silence_ms, asr.endpoint_silence_ms)
-            / 1000,
-            no_input_timeout_seconds=asr.no_input_timeout_seconds,
-            max_utterance_seconds=asr.max_utterance_seconds,
-        )
+        return segmenter_settings(self.config.asr)
+
+
+def segmenter_settings(asr: AsrSettings) -> SegmenterSettings:
+    """The end-of-turn timings a call uses for ``[asr]`` (also the understanding benchmark's)."""
+    return SegmenterSettings(
+        endpoint_silence_seconds=asr.endpoint_silence_ms / 1000,
+        speculative_silence_seconds=min(asr.speculative_silence_ms, asr.endpoint_silence_ms) / 1000,
+        no_input_timeout_seconds=asr.no_input_timeout_seconds,
+        max_utterance_seconds=asr.max_utterance_seconds,
+    )
