@@ -416,6 +416,22 @@ def test_hesitations_inside_a_choice_are_ignored(text: str, expected: int) -> No
     assert choose_invoice(text, [], OFFERED) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the one from the third", 1),  # October 3rd, not the third one read
+        ("the one on the 14th", 2),
+        ("the one from October the third", 1),
+        ("the one dated the twentieth", 4),
+        ("the third one", 2),  # without "from the": a position
+        ("from the second", None),  # none of the 2nd: asked again, not "the second one"
+        ("from the first", 3),  # February 1st
+    ],
+)
+def test_from_the_third_is_a_day_of_the_month(text: str, expected: int | None) -> None:
+    assert choose_invoice(text, [], OFFERED) == expected
+
+
 def test_whispers_no_for_number_is_not_a_correction() -> None:
     assert restatement("No. 2, please") is None
     assert restatement("INV No. 1042") is None

@@ -102,7 +102,8 @@ def _strip_slash_date(text: str, offered: Sequence[InvoiceView], cues: list[set[
 def _strip_date(
     tokens: list[str], offered: Sequence[InvoiceView], cues: list[set[int]]
 ) -> list[str]:
-    """Find "march third" / "the third of march" / "3/14"; add its matches; drop its words."""
+    """Find "march third" / "october the third" / "the third of march" / "from the third";
+    add its matches; drop its words."""
     for i, token in enumerate(tokens):
         month = MONTHS.get(token)
         if month is None or (token == "may" and not _day_near(tokens, i)):
@@ -114,6 +115,26 @@ def _strip_date(
         }  # fmt: skip
         cues.append(matches)
         return [t for j, t in enumerate(tokens) if j != i and j not in used]
+    return _strip_day_only(tokens, offered, cues)
+
+
+DAY_PREPOSITIONS = {"from", "on", "dated"}
+"""Before "the third" they make it a day of the month, not a position."""
+
+
+def _strip_day_only(
+    tokens: list[str], offered: Sequence[InvoiceView], cues: list[set[int]]
+) -> list[str]:
+    """ "the one from the third" / "on the 14th": the day of the month, any month."""
+    for i, token in enumerate(tokens[:-2]):
+        if token not in DAY_PREPOSITIONS or tokens[i + 1] != "the":
+            continue
+        found = _day_at(tokens, i + 2)
+        if found is None:
+            continue
+        day, used = found
+        cues.append({k for k, inv in enumerate(offered) if inv.issued_on.day == day})
+        return [t for j, t in enumerate(tokens) if j != i + 1 and j not in used]
     return tokens
 
 
@@ -122,6 +143,10 @@ def _day_near(tokens: list[str], i: int) -> tuple[int, list[int]] | None:
     after = _day_at(tokens, i + 1)
     if after:
         return after
+    if i + 1 < len(tokens) and tokens[i + 1] == "the":  # "october the third"
+        after = _day_at(tokens, i + 2)
+        if after:
+            return after[0], [i + 1, *after[1]]
     if i >= 2 and tokens[i - 1] == "of":
         before = _day_at(tokens, i - 2, backwards=True)
         if before:
