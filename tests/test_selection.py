@@ -432,6 +432,14 @@ def test_from_the_third_is_a_day_of_the_month(text: str, expected: int | None) -
     assert choose_invoice(text, [], OFFERED) == expected
 
 
+def test_the_one_after_hundred_may_be_the_pronoun() -> None:
+    two = (inv("A-1", 240000, date(2026, 11, 2)), inv("A-2", 40100, date(2026, 10, 2)))
+    assert choose_invoice("the twenty-four hundred one", [], two) == 0
+    assert choose_invoice("the two thousand four hundred one", [], two) == 0
+    assert choose_invoice("four hundred one dollars", [], two) == 1
+    assert choose_invoice("the four hundred one", [], two) == 1  # 401 is offered, 400 not
+
+
 def test_whispers_no_for_number_is_not_a_correction() -> None:
     assert restatement("No. 2, please") is None
     assert restatement("INV No. 1042") is None

@@ -187,9 +187,36 @@ def amounts_said(text: str) -> set[Decimal]:
 
     Callers run numbers together: "one twenty nine fifty" (129.50), "four twelve" (412),
     "eighty nine dollars and ninety nine cents" (89.99). Each run yields every reading
-    "the first k numbers are the dollars, an optional last one under 100 the cents".
+    "the first k numbers are the dollars, an optional last one under 100 the cents". In
+    "the twenty-four hundred one" the "one" may be the pronoun: 2400 is a reading too.
     """
     tokens = tokenize(text)
+    found = _readings(tokens)
+    pronouns = _pronoun_ones(tokens)
+    if pronouns:
+        found |= _readings([t for i, t in enumerate(tokens) if i not in pronouns])
+    return found
+
+
+def _pronoun_ones(tokens: list[str]) -> set[int]:
+    """Positions of a "one" right after "hundred"/"thousand" that ends the number: "the
+    fifteen hundred one" may be "the one for 1500"."""
+    return {
+        i
+        for i, token in enumerate(tokens)
+        if token == "one"
+        and i > 0
+        and tokens[i - 1] in ("hundred", "thousand")
+        and (i + 1 == len(tokens) or _word_kind(tokens[i + 1])[0] is None)
+        and (i + 1 == len(tokens) or tokens[i + 1] not in _MONEY_WORDS)
+    }
+
+
+_MONEY_WORDS = frozenset({"dollar", "dollars", "bucks", "and", "cents", "point", "oh"})
+"""After these, "hundred one" is 101 ("four hundred one dollars")."""
+
+
+def _readings(tokens: list[str]) -> set[Decimal]:
     found: set[Decimal] = set()
     for token in tokens:
         value = number_value(token)
