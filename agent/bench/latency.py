@@ -168,7 +168,8 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         f"[sip]\nport = {port}\nmax_calls = 8\n[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
         "[admin]\nport = 0\n"
         f'[asr]\nmodel = "{model}"\n'
-    )
+        f'[sms]\nbody_key_file = "{folder / "outbox.key"}"\n'
+    )  # the key by its full path: the agent runs in ``folder``, the callers here
     subprocess.run([VOICE_AGENT, "--config", str(config), "db", "seed-demo"], check=True,
                    capture_output=True)  # fmt: skip
     log = (folder / "agent.log").open("w")
