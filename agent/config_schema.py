@@ -516,6 +516,17 @@ class AsrSettings:
     μ-law line; at 300 ms 2 of 30, at 350 ms none. Speculative ASR absorbs most of the
     extra wait."""
 
+    endpoint_complete_ms: int = field(default=150, metadata=between(0, 2000))
+    """Silence that ends the turn once the words so far answer the question just asked (a
+    yes or a no; words that pick exactly one invoice read): the endpoint listens to meaning
+    (``agent.dialog.turn_end``). At most ``endpoint_silence_ms``; set them equal to turn
+    the early end off."""
+
+    endpoint_incomplete_ms: int = field(default=1200, metadata=between(100, 3000))
+    """Silence that ends the turn when the words so far stop mid-phrase ("the one for a
+    hundred and", "March", "um"): a caller thinking inside an amount or a date is not cut
+    off. At least ``endpoint_silence_ms``; set them equal to turn the longer wait off."""
+
     speculative_silence_ms: int = field(default=40, metadata=between(20, 2000))
     """Silence after which Whisper starts on the turn so far, before the endpoint (at most
     ``endpoint_silence_ms``). Its result is used if the caller stays silent. Measured with

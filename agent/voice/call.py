@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.audio.segmenter import Completeness
 from agent.audio.vad import WebRtcVad
 from agent.billing.call_events import CallEventType
 from agent.dialog.anticipate import likely_replies
@@ -48,6 +49,7 @@ from agent.dialog.session import (
 from agent.dialog.verify import check_caller
 from agent.errors import DatabaseUnavailableError
 from agent.metrics import record as metrics
+from agent.redact import redact_digit_runs
 from agent.sip.events import (
     CallAnswered,
     CallEnded,
@@ -56,6 +58,7 @@ from agent.sip.events import (
     IncomingCall,
     TransferStatus,
 )
+from agent.voice.barge_in import HELD_ANSWER_SECONDS, is_backchannel, words_interrupt
 from agent.voice.inputs import (
     CallControl,
     CallInput,
@@ -69,6 +72,7 @@ from agent.voice.listener import (
     CallerTurn,
     HearingFailed,
     NoInput,
+    SpeechContinued,
     SpeechStarted,
     TentativeTranscript,
     TurnListener,
@@ -112,6 +116,8 @@ class VoiceCall:
             services.asr_pool,
         )
         self._heard: tuple[CallerTurn, float] | None = None
+        self._answered_step = ""
+        """The step whose question the last caller turn answered."""
         self._stopping = False
         self._transfer_tried = False
 
@@ -132,6 +138,7 @@ class VoiceCall:
         metrics.call_started()
         try:
             self.session = await self._open_session()
+            self._listener.judge = self.session.judge_turn_end
             try:
                 await self.control.answer(self.call_id)
             except CallGoneError:  # cancelled while ringing (INVITE scanners do it at once)
@@ -267,6 +274,8 @@ class VoiceCall:
             self._listener.disarm()
         else:
             self._listener.arm()
+        held: tuple[CallerTurn, float] | None = None
+        """A backchannel said over the agent, and when it was heard."""
         try:
             while True:
                 getter = asyncio.ensure_future(self.inbox.get())
@@ -282,18 +291,21 @@ class VoiceCall:
                     self._record_timing()
                     self._listener.arm()
                     self._prepare_next_replies()
+                    if held is not None and self._answered_over_prompt(*held):
+                        getter.cancel()
+                        return held[0]
                 if not getter.done():
                     getter.cancel()
                     continue
                 item = getter.result()
                 talking = speaking is not None and not speaking.done()
-                if isinstance(item, TentativeTranscript) and self.session is not None:
-                    self.session.anticipate(item.text)
-                if isinstance(item, SpeechStarted) and talking and self.config.tts.barge_in:
-                    self._speaker.stop()
-                    log.debug("call %s: barge-in", self.call_id)
-                if isinstance(item, RecordRefused) and talking:
-                    self._speaker.stop()  # what may not be cut plays; then the transfer
+                self._before_reply(item, talking)
+                if isinstance(item, CallerTurn) and talking and is_backchannel(item.text):
+                    held = (item, time.monotonic())  # "uh-huh" over the agent: it goes on
+                    self._audit(
+                        CallEventType.CALLER_BACKCHANNEL, {"text": redact_digit_runs(item.text)}
+                    )
+                    continue
                 if _needs_reply(item, talking):
                     if speaking is not None and talking:
                         if isinstance(item, CallEnded | Shutdown | TimeLimit):
@@ -307,8 +319,32 @@ class VoiceCall:
         finally:
             self._record_timing()
 
+    def _before_reply(self, item: CallInput, talking: bool) -> None:
+        """What an input does at once: understanding starts early; barge-in."""
+        if isinstance(item, TentativeTranscript) and self.session is not None:
+            self.session.anticipate(item.text)
+        if talking and self.config.tts.barge_in and _interrupts(item):
+            self._speaker.stop()
+            by = "speech" if isinstance(item, SpeechContinued) else "words"
+            self._audit(CallEventType.BARGE_IN, {"by": by})
+        if isinstance(item, RecordRefused) and talking:
+            self._speaker.stop()  # what may not be cut plays; then the transfer
+
+    def _audit(self, type_: CallEventType, data: dict[str, Any]) -> None:
+        if self.session is not None:
+            self.session.record(type_, data)
+
+    def _answered_over_prompt(self, turn: CallerTurn, heard_at: float) -> bool:
+        """Whether a backchannel-like turn said as the agent's question ended ("yes") is the
+        answer to it (``agent.voice.barge_in``)."""
+        if self.session is None:
+            return False
+        recent = time.monotonic() - heard_at <= HELD_ANSWER_SECONDS
+        return recent and self.session.judge_turn_end(turn.text) is Completeness.COMPLETE
+
     async def _respond(self, session: ConversationSession, item: CallInput) -> Turn | None:
         if isinstance(item, CallerTurn):
+            self._answered_step = session.state.step.value
             turn = await session.hear(item.text)
             self._heard = (item, time.monotonic())
             return turn
@@ -438,6 +474,9 @@ class VoiceCall:
             "asr_runs": heard.asr_runs,
             "asr_frames": heard.asr_frames,
             "audio_seconds": round(heard.audio_seconds, 2),
+            "answered": self._answered_step,
+            "judged": heard.judged.value if heard.judged else None,
+            "endpoint_silence_ms": heard.endpoint_ms,
         }
         self.session.record(CallEventType.TURN_TIMING, timing)
         metrics.turn_timed(timing)  # the same spans, into the turn-latency histogram
@@ -470,9 +509,19 @@ class VoiceCall:
         )
 
 
+def _interrupts(item: CallInput) -> bool:
+    """Whether ``item``, heard while the agent talks, stops it (barge-in): the caller spoke
+    longer than a backchannel, or said words that are not one (``agent.voice.barge_in``)."""
+    if isinstance(item, SpeechContinued):
+        return True
+    if isinstance(item, TentativeTranscript | CallerTurn):
+        return words_interrupt(item.text)
+    return False
+
+
 def _needs_reply(item: CallInput, talking: bool) -> bool:
     """Whether ``item`` ends the exchange (speech starting only interrupts, see barge-in)."""
-    if isinstance(item, SpeechStarted):
+    if isinstance(item, SpeechStarted | SpeechContinued):
         return False
     if isinstance(item, CallerTurn):
         return bool(item.text.strip())
