@@ -8,8 +8,8 @@ sound of the caller (``SpeechStarted``); it stops when the caller is clearly say
 - the words of the utterance so far (its speculative transcript, ready a moment after the
   caller's first pause, or the finished turn) are not a backchannel: "wait", "stop",
   "sorry?", "representative", "no, the other one";
-- or the caller has been speaking for ``LONG_SPEECH_SECONDS``, longer than any backchannel:
-  the start of a real sentence.
+- or the caller has been speaking for ``LONG_SPEECH_SECONDS`` (``SpeechContinued``), longer
+  than any backchannel: the start of a real sentence.
 
 A backchannel turn said over the agent is not answered. One that ends just as the agent's
 question ends ("…shall I text you the link?" — "yes") is the answer, and the call takes it
@@ -19,6 +19,8 @@ question ends ("…shall I text you the link?" — "yes") is the answer, and the
 from __future__ import annotations
 
 import re
+
+from agent.voice.listener import CallerTurn, SpeechContinued, TentativeTranscript
 
 BACKCHANNEL_WORDS = frozenset(
     [
@@ -58,8 +60,6 @@ BACKCHANNEL_WORDS = frozenset(
 )
 """Words that keep a listener in the conversation without taking the turn."""
 MAX_BACKCHANNEL_WORDS = 4
-LONG_SPEECH_SECONDS = 0.6
-"""Speech this long over the agent is a sentence, not "uh-huh" (~0.3 s) or "okay, yeah"."""
 HELD_ANSWER_SECONDS = 1.5
 """A backchannel-like answer ("yes") that ended at most this long before the agent's
 question ended is taken as the answer to it."""
@@ -76,3 +76,13 @@ def is_backchannel(text: str) -> bool:
 def words_interrupt(text: str) -> bool:
     """Whether words said over the agent stop it: any words but a backchannel."""
     return bool(text.strip()) and not is_backchannel(text)
+
+
+def interrupts(item: object) -> bool:
+    """Whether ``item``, heard while the agent talks, stops it: the caller spoke longer than
+    a backchannel, or said words that are not one."""
+    if isinstance(item, SpeechContinued):
+        return True
+    if isinstance(item, TentativeTranscript | CallerTurn):
+        return words_interrupt(item.text)
+    return False

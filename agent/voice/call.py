@@ -58,7 +58,7 @@ from agent.sip.events import (
     IncomingCall,
     TransferStatus,
 )
-from agent.voice.barge_in import HELD_ANSWER_SECONDS, is_backchannel, words_interrupt
+from agent.voice.barge_in import HELD_ANSWER_SECONDS, interrupts, is_backchannel
 from agent.voice.inputs import (
     CallControl,
     CallInput,
@@ -85,6 +85,7 @@ from agent.voice.transfer import (
     TransferTracker,
     transfer_uri,
 )
+from agent.voice.turn_timing import turn_timing
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ class VoiceCall:
         """What an input does at once: understanding starts early; barge-in."""
         if isinstance(item, TentativeTranscript) and self.session is not None:
             self.session.anticipate(item.text)
-        if talking and self.config.tts.barge_in and _interrupts(item):
+        if talking and self.config.tts.barge_in and interrupts(item):
             self._speaker.stop()
             by = "speech" if isinstance(item, SpeechContinued) else "words"
             self._audit(CallEventType.BARGE_IN, {"by": by})
@@ -457,27 +458,8 @@ class VoiceCall:
             return
         heard, replied_at = self._heard
         self._heard = None
-        ms = 1000.0
-
-        def span(a: float, b: float) -> float:
-            return round((b - a) * ms, 1)
-
-        timing = {
-            "latency_ms": span(heard.last_voice_at, sent_at),
-            "endpoint_ms": span(heard.last_voice_at, heard.endpoint_at),
-            "asr_ms": round(heard.asr_seconds * ms, 1),
-            "asr_wait_ms": span(heard.endpoint_at, heard.transcribed_at),
-            "dialog_ms": span(heard.transcribed_at, replied_at),
-            "tts_first_ms": span(replied_at, first_audio),
-            "speculative": heard.speculative,
-            "nlu_early": self.session.parsed_early,
-            "asr_runs": heard.asr_runs,
-            "asr_frames": heard.asr_frames,
-            "audio_seconds": round(heard.audio_seconds, 2),
-            "answered": self._answered_step,
-            "judged": heard.judged.value if heard.judged else None,
-            "endpoint_silence_ms": heard.endpoint_ms,
-        }
+        timing = turn_timing(heard, replied_at, sent_at, first_audio)
+        timing.update(nlu_early=self.session.parsed_early, answered=self._answered_step)
         self.session.record(CallEventType.TURN_TIMING, timing)
         metrics.turn_timed(timing)  # the same spans, into the turn-latency histogram
 
@@ -507,16 +489,6 @@ class VoiceCall:
                 "late_out": audio.late_frames,
             },
         )
-
-
-def _interrupts(item: CallInput) -> bool:
-    """Whether ``item``, heard while the agent talks, stops it (barge-in): the caller spoke
-    longer than a backchannel, or said words that are not one (``agent.voice.barge_in``)."""
-    if isinstance(item, SpeechContinued):
-        return True
-    if isinstance(item, TentativeTranscript | CallerTurn):
-        return words_interrupt(item.text)
-    return False
 
 
 def _needs_reply(item: CallInput, talking: bool) -> bool:

@@ -46,11 +46,13 @@ from agent.audio.segmenter import (
 )
 from agent.audio.vad import VoiceActivityDetector
 from agent.metrics import record as metrics
-from agent.voice.barge_in import LONG_SPEECH_SECONDS
 
 log = logging.getLogger(__name__)
 
 FRAME_SECONDS = FRAME_MS / 1000
+LONG_SPEECH_SECONDS = 0.6
+"""Speech this long over the agent is a sentence, not "uh-huh" (~0.3 s) or "okay, yeah"
+(``SpeechContinued``: barge-in, ``agent.voice.barge_in``)."""
 PREROLL_FRAMES = 15
 """Frames kept from before the speech start (0.3 s): the start debounce plus soft onsets."""
 
