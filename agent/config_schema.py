@@ -543,6 +543,10 @@ class AsrSettings:
     hotwords: str = ""
     """Words to bias recognition toward (space separated)."""
 
+    bias_to_offered: bool = False
+    """While the caller chooses, give Whisper the amounts and dates just read as previous
+    text ("$129.50 from March 14, ..."), to bias it toward them."""
+
 
 @dataclass(frozen=True)
 class TtsSettings:

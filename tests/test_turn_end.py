@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from agent.audio.segmenter import Completeness
-from agent.dialog.turn_end import Expectation, judge_turn
+from agent.dialog.turn_end import Expectation, judge_turn, offered_hint
 from agent.dialog.types import InvoiceView, Step
 
 COMPLETE = Completeness.COMPLETE
@@ -104,3 +104,8 @@ def test_the_first_answer_is_incomplete_until_it_holds_a_request(
     text: str, expected: Completeness
 ) -> None:
     assert judge_turn(text, GREETING) is expected
+
+
+def test_the_recogniser_hint_writes_the_invoices_read_as_whisper_writes_them() -> None:
+    assert offered_hint(OFFERED[:2]) == "$89.99 from November 23, $412.00 from October 3"
+    assert offered_hint(()) == ""

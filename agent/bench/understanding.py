@@ -39,7 +39,7 @@ from agent.bench.turns import Script, ScriptError, load_script
 from agent.bench.understanding_score import Heard, Tally, score_call, score_clip
 from agent.config import Config, NluSettings, load_config
 from agent.dialog.session import make_policy
-from agent.dialog.turn_end import Expectation, judge_turn
+from agent.dialog.turn_end import Expectation, judge_turn, offered_hint
 from agent.dialog.types import Step, Utterance
 from agent.errors import AgentError
 from agent.nlu.client import IntentParser, RasaIntentParser
@@ -80,6 +80,8 @@ async def hear(
     )
     if expected is not None:
         listener.judge = functools.partial(judge_turn, expected=expected)
+        if config.asr.bias_to_offered and expected.step is Step.CHOOSING:
+            listener.hint = offered_hint(expected.offered)
     listener.arm()
 
     clip = [f.astype("<i2").tobytes() for f in frames(wide)]
@@ -134,7 +136,6 @@ async def run_model(
 ) -> dict[str, Tally]:
     """Every clip with Whisper ``model``: a tally per condition."""
     asr = replace(config.asr, model=model)  # type: ignore[arg-type]
-    judged = asr.endpoint_complete_ms != asr.endpoint_incomplete_ms
     transcriber = FasterWhisperTranscriber.from_settings(asr, PROJECT_ROOT / "var" / "models")
     pool = Worker("asr", transcriber.workers)
     policy = make_policy(config, script.today)
@@ -145,10 +146,10 @@ async def run_model(
         for clip in clips:
             turn = script.turn(clip["turn"])
             offered = script.offered[turn.offered] if turn.offered else ()
-            expected = Expectation(Step(turn.answers), offered) if judged else None
+            expected = Expectation(Step(turn.answers), offered)
             texts, after = await hear(
                 (transcriber, pool), replace(config, asr=asr), corpus / clip["clip"], expected
-            )
+            )  # (a fixed endpoint: the judgements change nothing)
             segments = tuple([await parser.parse(t) for t in texts if t.strip()])
             result = Heard(segments, tuple(after))
             tally = tallies.setdefault(clip["condition"], Tally())
@@ -253,12 +254,18 @@ def main(argv: list[str] | None = None) -> int:
         help="end every turn after [asr] endpoint_silence_ms, whatever the words (the "
         "endpoint before it listened to meaning)",
     )  # fmt: skip
+    parser.add_argument(
+        "--bias", action="store_true",
+        help="[asr] bias_to_offered = true: Whisper is given the amounts and dates read",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     try:
         script = load_script()
         config = load_config(SHIPPED_CONFIG)
+        if args.bias:
+            config = replace(config, asr=replace(config.asr, bias_to_offered=True))
         if args.fixed_endpoint:
             fixed = config.asr.endpoint_silence_ms
             asr = replace(config.asr, endpoint_complete_ms=fixed, endpoint_incomplete_ms=fixed)

@@ -212,3 +212,12 @@ def _choice(text: str, words: Sequence[str], expected: Expectation) -> Completen
     if numeric or last in MONTHS:
         return Completeness.INCOMPLETE
     return Completeness.UNSURE
+
+
+def offered_hint(offered: Sequence[InvoiceView]) -> str:
+    """The invoices just read, written as Whisper writes them ("$129.50 from March 14"): the
+    recogniser's hint while the caller chooses (``Transcriber.transcribe``)."""
+    return ", ".join(
+        f"${inv.balance_cents / 100:,.2f} from {inv.issued_on:%B} {inv.issued_on.day}"
+        for inv in offered
+    )

@@ -268,13 +268,7 @@ class VoiceCall:
 
     async def _exchange(self, turn: Turn | None) -> CallInput:
         """Speak ``turn`` (if any) while listening; return the first input that needs a reply."""
-        speaking: asyncio.Task[bool] | None = None
-        if turn is not None and turn.say:
-            protected = self.session.readback_phrase() if self.session else None
-            speaking = asyncio.create_task(self._speaker.say(turn.say, protected))
-            self._listener.disarm()
-        else:
-            self._listener.arm()
+        speaking = self._start_turn(turn)
         held: tuple[CallerTurn, float] | None = None
         """A backchannel said over the agent, and when it was heard."""
         try:
@@ -319,6 +313,18 @@ class VoiceCall:
                     self._listener.arm()  # noise, or a timeout meant for an earlier prompt
         finally:
             self._record_timing()
+
+    def _start_turn(self, turn: Turn | None) -> asyncio.Task[bool] | None:
+        """Start saying ``turn`` (the listener waits with its no-input timer until it ends),
+        or start listening at once when there is nothing to say."""
+        if self.session is not None and self.config.asr.bias_to_offered:
+            self._listener.hint = self.session.recognition_hint()
+        if turn is None or not turn.say:
+            self._listener.arm()
+            return None
+        protected = self.session.readback_phrase() if self.session else None
+        self._listener.disarm()
+        return asyncio.create_task(self._speaker.say(turn.say, protected))
 
     def _before_reply(self, item: CallInput, talking: bool) -> None:
         """What an input does at once: understanding starts early; barge-in."""

@@ -169,6 +169,9 @@ class TurnListener:
         self.judge: Callable[[str], Completeness] | None = None
         """Judges the words of a turn so far against the question just asked (set by the
         call for each question); None: every turn ends after the fixed silence."""
+        self.hint = ""
+        """What the caller was just offered, for the recogniser (set by the call for each
+        question; see ``Transcriber.transcribe``)."""
         self.armed = False
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._utterance: _Utterance | None = None
@@ -267,7 +270,7 @@ class TurnListener:
         metrics.asr_decode_started(speculative=abandon is not None)
         samples = np.frombuffer(b"".join(utterance.frames), dtype="<i2")
         loop = asyncio.get_running_loop()
-        work = functools.partial(self.transcriber.transcribe, samples, abandon)
+        work = functools.partial(self.transcriber.transcribe, samples, abandon, self.hint)
         future = loop.run_in_executor(self.executor, work)
         self._keep(future)
         return future
