@@ -559,7 +559,12 @@ class TtsSettings:
     """Speaking slowness: above 1 is slower."""
 
     barge_in: bool = True
-    """Stop speaking when the caller talks."""
+    """Stop speaking when the caller talks (words that are not a backchannel, or
+    ``barge_in_after_ms`` of speech)."""
+
+    barge_in_after_ms: int = field(default=600, metadata=between(200, 3000))
+    """Speech over the agent this long stops it before its words are known: longer than
+    "uh-huh" or "okay", shorter than waiting for the caller's first pause in a sentence."""
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ sound of the caller (``SpeechStarted``); it stops when the caller is clearly say
 - the words of the utterance so far (its speculative transcript, ready a moment after the
   caller's first pause, or the finished turn) are not a backchannel: "wait", "stop",
   "sorry?", "representative", "no, the other one";
-- or the caller has been speaking for ``LONG_SPEECH_SECONDS`` (``SpeechContinued``), longer
-  than any backchannel: the start of a real sentence.
+- or the caller has been speaking for ``[tts] barge_in_after_ms`` (``SpeechContinued``),
+  longer than a backchannel: the start of a real sentence.
 
 A backchannel turn said over the agent is not answered. One that ends just as the agent's
 question ends ("…shall I text you the link?" — "yes") is the answer, and the call takes it

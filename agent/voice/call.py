@@ -116,6 +116,7 @@ class VoiceCall:
             self.deliver,
             services.asr_pool,
         )
+        self._listener.long_speech_seconds = self.config.tts.barge_in_after_ms / 1000
         self._heard: tuple[CallerTurn, float] | None = None
         self._answered_step = ""
         """The step whose question the last caller turn answered."""

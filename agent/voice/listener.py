@@ -50,9 +50,6 @@ from agent.metrics import record as metrics
 log = logging.getLogger(__name__)
 
 FRAME_SECONDS = FRAME_MS / 1000
-LONG_SPEECH_SECONDS = 0.6
-"""Speech this long over the agent is a sentence, not "uh-huh" (~0.3 s) or "okay, yeah"
-(``SpeechContinued``: barge-in, ``agent.voice.barge_in``)."""
 PREROLL_FRAMES = 15
 """Frames kept from before the speech start (0.3 s): the start debounce plus soft onsets."""
 
@@ -66,7 +63,7 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class SpeechContinued:
-    """The caller has been speaking for ``LONG_SPEECH_SECONDS``: more than a backchannel."""
+    """The caller has been speaking for ``long_speech_seconds``: more than a backchannel."""
 
     at: float
 
@@ -169,6 +166,9 @@ class TurnListener:
         self.judge: Callable[[str], Completeness] | None = None
         """Judges the words of a turn so far against the question just asked (set by the
         call for each question); None: every turn ends after the fixed silence."""
+        self.long_speech_seconds = 0.6
+        """Speech this long is a sentence, not "uh-huh" (``SpeechContinued``: barge-in, see
+        ``agent.voice.barge_in``; ``[tts] barge_in_after_ms``)."""
         self.hint = ""
         """What the caller was just offered, for the recogniser (set by the call for each
         question; see ``Transcriber.transcribe``)."""
@@ -177,6 +177,12 @@ class TurnListener:
         self._utterance: _Utterance | None = None
         self._previous: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether an utterance is in progress or its transcription not yet delivered."""
+        pending = self._previous is not None and not self._previous.done()
+        return self.segmenter.in_speech or self.speculating or pending
 
     @property
     def speculating(self) -> bool:
@@ -230,7 +236,7 @@ class TurnListener:
             utterance is not None
             and speech
             and not utterance.long
-            and (self.segmenter.speech_seconds >= LONG_SPEECH_SECONDS)
+            and (self.segmenter.speech_seconds >= self.long_speech_seconds)
         ):
             utterance.long = True
             self.emit(SpeechContinued(arrived))
