@@ -516,6 +516,17 @@ class AsrSettings:
     μ-law line; at 300 ms 2 of 30, at 350 ms none. Speculative ASR absorbs most of the
     extra wait."""
 
+    endpoint_complete_ms: int = field(default=150, metadata=between(0, 2000))
+    """Silence that ends the turn once the words so far answer the question just asked (a
+    yes or a no; words that pick exactly one invoice read): the endpoint listens to meaning
+    (``agent.dialog.turn_end``). At most ``endpoint_silence_ms``; set them equal to turn
+    the early end off."""
+
+    endpoint_incomplete_ms: int = field(default=1200, metadata=between(100, 3000))
+    """Silence that ends the turn when the words so far stop mid-phrase ("the one for a
+    hundred and", "March", "um"): a caller thinking inside an amount or a date is not cut
+    off. At least ``endpoint_silence_ms``; set them equal to turn the longer wait off."""
+
     speculative_silence_ms: int = field(default=40, metadata=between(20, 2000))
     """Silence after which Whisper starts on the turn so far, before the endpoint (at most
     ``endpoint_silence_ms``). Its result is used if the caller stays silent. Measured with
@@ -532,6 +543,10 @@ class AsrSettings:
     hotwords: str = ""
     """Words to bias recognition toward (space separated)."""
 
+    bias_to_offered: bool = False
+    """While the caller chooses, give Whisper the amounts and dates just read as previous
+    text ("$129.50 from March 14, ..."), to bias it toward them."""
+
 
 @dataclass(frozen=True)
 class TtsSettings:
@@ -544,7 +559,12 @@ class TtsSettings:
     """Speaking slowness: above 1 is slower."""
 
     barge_in: bool = True
-    """Stop speaking when the caller talks."""
+    """Stop speaking when the caller talks (words that are not a backchannel, or
+    ``barge_in_after_ms`` of speech)."""
+
+    barge_in_after_ms: int = field(default=600, metadata=between(200, 3000))
+    """Speech over the agent this long stops it before its words are known: longer than
+    "uh-huh" or "okay", shorter than waiting for the caller's first pause in a sentence."""
 
 
 @dataclass(frozen=True)

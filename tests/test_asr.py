@@ -86,6 +86,19 @@ def test_standard_path_gives_the_same_words(
         assert standard.encoder_frames == 3000
 
 
+def test_a_hint_of_what_was_offered_keeps_words_and_silence_as_they_are(
+    transcriber: FasterWhisperTranscriber, phone_clips: dict[str, Int16Array]
+) -> None:
+    """The amounts just read, given as previous text: the caller's words are still heard,
+    and silence does not turn into the hint (Whisper repeating its prompt)."""
+    hint = "$129.50 from March 14, $412.00 from October 3, $89.99 from November 23"
+    for phrase, clip in phone_clips.items():
+        heard = transcriber.transcribe(clip, hint=hint)
+        assert KEY_WORDS[phrase] <= set(normalize_words(heard.text).split()), heard
+    assert transcriber.transcribe(np.zeros(2 * SAMPLE_RATE, np.int16), hint=hint).text == ""
+    assert transcriber.transcribe(_noise(3.0, -40, seed=2), hint=hint).text == ""
+
+
 @pytest.mark.parametrize("clean_from", [1, 2, 3])
 def test_a_looping_result_is_decoded_again_from_wider_windows(
     transcriber: FasterWhisperTranscriber,

@@ -10,7 +10,12 @@ import math
 
 import pytest
 
-from agent.audio.segmenter import SegmenterEvent, SegmenterSettings, UtteranceSegmenter
+from agent.audio.segmenter import (
+    Completeness,
+    SegmenterEvent,
+    SegmenterSettings,
+    UtteranceSegmenter,
+)
 
 S = True  # speech
 Q = False  # quiet (no speech)
@@ -239,3 +244,81 @@ def test_settings_are_frozen_with_the_documented_defaults() -> None:
     ) == (0.06, 0.25, 15.0, 8.0)
     with pytest.raises(AttributeError):
         settings.endpoint_silence_seconds = 1.0  # type: ignore[misc]
+
+
+# --- the endpoint that listens to meaning ----------------------------------------------
+
+JUDGED = SegmenterSettings(
+    endpoint_silence_seconds=0.35,
+    complete_silence_seconds=0.1,
+    incomplete_silence_seconds=1.2,
+    speculative_silence_seconds=0.04,
+)
+
+
+def test_a_complete_answer_ends_the_turn_as_soon_as_it_is_judged() -> None:
+    seg = UtteranceSegmenter(JUDGED)
+    assert play([(0.3, S), (0.2, Q)], segmenter=seg) == [(START, 0.06), (SILENCE, 0.34)]
+    # Judged 200 ms into the silence: more than the complete answer's 100 ms already passed.
+    assert seg.judge(Completeness.COMPLETE) is END
+    assert seg.finished
+    assert seg.process(0.02, Q) is None
+
+
+def test_a_complete_answer_judged_early_waits_for_its_own_silence() -> None:
+    seg = UtteranceSegmenter(JUDGED)
+    play([(0.3, S), (0.06, Q)], segmenter=seg)
+    assert seg.judge(Completeness.COMPLETE) is None
+    assert play([(0.06, Q)], segmenter=seg) == [(END, 0.04)]  # 0.1 s of silence in all
+
+
+def test_words_that_stop_mid_phrase_keep_the_turn_open_for_the_longer_silence() -> None:
+    seg = UtteranceSegmenter(JUDGED)
+    play([(0.3, S), (0.1, Q)], segmenter=seg)
+    assert seg.judge(Completeness.INCOMPLETE) is None
+    assert seg.endpoint_seconds == 1.2
+    # A 900 ms pause inside "a hundred and … twenty-nine fifty" does not end the turn.
+    assert play([(0.8, Q), (0.3, S)], segmenter=seg) == [(RESUMED, 0.86)]
+    assert seg.endpoint_seconds == 0.35  # the judgement was about words that went on
+    assert play([(0.36, Q)], segmenter=seg) == [(SILENCE, 0.04), (END, 0.36)]
+
+
+def test_an_incomplete_turn_still_ends_after_the_longer_silence() -> None:
+    seg = UtteranceSegmenter(JUDGED)
+    play([(0.3, S), (0.1, Q)], segmenter=seg)
+    seg.judge(Completeness.INCOMPLETE)
+    assert play([(1.2, Q)], segmenter=seg) == [(END, 1.1)]
+
+
+def test_unsure_keeps_the_fixed_endpoint_and_a_judgement_outside_a_silence_is_ignored() -> None:
+    seg = UtteranceSegmenter(JUDGED)
+    assert seg.judge(Completeness.COMPLETE) is None  # nobody has spoken yet
+    play([(0.3, S)], segmenter=seg)
+    assert seg.judge(Completeness.COMPLETE) is None  # the caller is still talking
+    assert seg.endpoint_seconds == 0.35
+    play([(0.1, Q)], segmenter=seg)
+    assert seg.judge(Completeness.UNSURE) is None
+    assert play([(0.26, Q)], segmenter=seg) == [(END, 0.26)]
+
+
+def test_the_next_turn_starts_with_the_fixed_endpoint() -> None:
+    seg = UtteranceSegmenter(JUDGED)
+    play([(0.3, S), (0.1, Q)], segmenter=seg)
+    seg.judge(Completeness.INCOMPLETE)
+    seg.reset()
+    assert seg.endpoint_seconds == 0.35
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("complete_silence_seconds", 0.5), ("incomplete_silence_seconds", 0.2)],
+)
+def test_judged_endpoints_must_lie_either_side_of_the_fixed_one(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        SegmenterSettings(endpoint_silence_seconds=0.35, **{field: value})
+
+
+def test_a_complete_answer_may_end_the_turn_at_its_first_silent_frame() -> None:
+    seg = UtteranceSegmenter(SegmenterSettings(complete_silence_seconds=0.0))
+    play([(0.3, S), (0.02, Q)], segmenter=seg)
+    assert seg.judge(Completeness.COMPLETE) is END

@@ -96,11 +96,21 @@ def test_turn_specs(spec: str, turn: object) -> None:
         ("barge:dtmf:1", "text or .wav turn only"),
         ("barge:hangup", "text or .wav turn only"),
         ("barge:barge:hi", "text or .wav turn only"),
+        ("<pause 500>", "no words to say"),
+        ("the one for <pause 0> sixty", "1 to 5000 milliseconds"),
+        ("the one for <pause 9000> sixty", "1 to 5000 milliseconds"),
     ],
 )
 def test_bad_turn_specs_say_what_is_wrong(spec: str, complaint: str) -> None:
     with pytest.raises(TurnSpecError, match=complaint):
         parse_turn(spec)
+
+
+def test_a_spoken_turn_may_pause_mid_sentence() -> None:
+    turn = parse_turn("the one for a hundred and <pause 900> twenty-nine fifty")
+    assert isinstance(turn, Say)
+    assert turn.pieces == ["the one for a hundred and", 900, "twenty-nine fifty"]
+    assert parse_turn("um, <pause 300> yes").pieces == ["um,", 300, "yes"]  # type: ignore[union-attr]
 
 
 def test_parse_turns_lists_every_bad_spec() -> None:

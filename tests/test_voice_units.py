@@ -149,6 +149,7 @@ class RecordingTranscriber:
         self,
         samples: np.ndarray,  # type: ignore[type-arg]
         abandoned: threading.Event | None = None,
+        hint: str = "",
     ) -> Transcript:
         self.calls.append(len(samples))
         self.abandons.append(abandoned)

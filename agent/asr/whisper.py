@@ -122,11 +122,15 @@ _WORD = re.compile(r"[a-z0-9']+")
 class Transcriber(Protocol):
     """Turns one finished utterance into text."""
 
-    def transcribe(self, samples: Int16Array, abandoned: Event | None = None) -> Transcript:
+    def transcribe(
+        self, samples: Int16Array, abandoned: Event | None = None, hint: str = ""
+    ) -> Transcript:
         """Transcribe 16 kHz mono int16 ``samples``; "" when there is no speech. Blocking.
 
         Once ``abandoned`` is set, the work may stop at its next step and raise
-        ``TranscriptionAbandoned`` (a speculative run whose caller went on speaking)."""
+        ``TranscriptionAbandoned`` (a speculative run whose caller went on speaking).
+        ``hint``: what the caller was just offered ("$129.50, $412.00 ..."), which they are
+        likely to repeat; the recogniser may be biased toward it."""
         ...
 
 
@@ -243,6 +247,7 @@ class FasterWhisperTranscriber:
         self.no_speech_threshold = no_speech_threshold
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, multilingual, "transcribe", "en")
         self._prompt = self._build_prompt()
+        self._hinted: dict[str, list[int]] = {}
         self._suppress = list(get_suppressed_tokens(self._tokenizer, [-1]) or ())
 
     @classmethod
@@ -259,13 +264,26 @@ class FasterWhisperTranscriber:
             min_window_frames=MIN_WINDOW_FRAMES[settings.model],
         )
 
-    def _build_prompt(self) -> list[int]:
+    def _build_prompt(self, hint: str = "") -> list[int]:
+        """The decoder's prompt: the hotwords and ``hint`` as previous text, then the
+        start of an English transcript without timestamps."""
         tokenizer = self._tokenizer
         prompt: list[int] = []
-        if self.hotwords:
-            words = tokenizer.encode(" " + self.hotwords)[: _MAX_TOKENS // 2 - 1]
+        previous = " ".join(part for part in (self.hotwords, hint.strip()) if part)
+        if previous:
+            words = tokenizer.encode(" " + previous)[-(_MAX_TOKENS // 2 - 1) :]
             prompt += [tokenizer.sot_prev, *words]
         return [*prompt, *tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def _prompt_for(self, hint: str) -> list[int]:
+        if not hint:
+            return self._prompt
+        prompt = self._hinted.get(hint)
+        if prompt is None:
+            if len(self._hinted) > 64:  # one per question asked in the calls of the moment
+                self._hinted.clear()
+            prompt = self._hinted[hint] = self._build_prompt(hint)
+        return prompt
 
     def warm_up(self) -> None:
         """Run both paths on a second of silence, on every worker at once, so the first
@@ -275,12 +293,15 @@ class FasterWhisperTranscriber:
             list(pool.map(lambda _: self.transcribe(silence), range(self.workers)))
         self.transcribe_standard(silence)
 
-    def transcribe(self, samples: Int16Array, abandoned: Event | None = None) -> Transcript:
+    def transcribe(
+        self, samples: Int16Array, abandoned: Event | None = None, hint: str = ""
+    ) -> Transcript:
         """The direct path: the encoder sees the turn (plus silence), not 30 s. Blocking.
 
         ``abandoned`` is looked at before the encoder, before the decoder and before each
         retry; once set, ``TranscriptionAbandoned`` is raised there. Under load a thrown-away
-        speculative run then stops early instead of holding a worker for its whole length."""
+        speculative run then stops early instead of holding a worker for its whole length.
+        ``hint`` goes to the decoder as previous text, after the hotwords."""
         started = time.perf_counter()
         audio = _to_float(samples)
         seconds = audio.size / SAMPLE_RATE
@@ -289,15 +310,17 @@ class FasterWhisperTranscriber:
         frames = self.window_frames(audio.size)
         if frames > FULL_WINDOW_FRAMES:  # longer than Whisper's window: let it chunk
             return self.transcribe_standard(samples)
-        max_new = min(_MAX_TOKENS - len(self._prompt), 12 + math.ceil(10 * seconds))
-        decoded = self._decode(self._features(audio, frames), max_new, abandoned)
+        prompt = self._prompt_for(hint)
+        max_new = min(_MAX_TOKENS - len(prompt), 12 + math.ceil(10 * seconds))
+        decoded = self._decode(self._features(audio, frames), prompt, max_new, abandoned)
         decodes = 1
         for wider in (frames + RETRY_STEP_FRAMES, *RETRY_WINDOWS):
             if not (decoded.hit_limit or is_repetitive(decoded.text)):
                 break
             if frames < wider <= FULL_WINDOW_FRAMES:
                 frames = wider
-                decoded = self._decode(self._features(audio, frames), max_new, abandoned)
+                features = self._features(audio, frames)
+                decoded = self._decode(features, prompt, max_new, abandoned)
                 decodes += 1
         return Transcript(
             text=self._gate(decoded.text, decoded.no_speech_prob),
@@ -322,7 +345,11 @@ class FasterWhisperTranscriber:
         return np.ascontiguousarray(features[np.newaxis], dtype=np.float32)
 
     def _decode(
-        self, features: npt.NDArray[np.float32], max_new_tokens: int, abandoned: Event | None
+        self,
+        features: npt.NDArray[np.float32],
+        prompt: list[int],
+        max_new_tokens: int,
+        abandoned: Event | None,
     ) -> _Decoded:
         _check(abandoned)
         try:
@@ -330,9 +357,9 @@ class FasterWhisperTranscriber:
             _check(abandoned)
             result: Any = self._model.model.generate(
                 encoded,
-                [self._prompt],
+                [prompt],
                 beam_size=self.beam_size,
-                max_length=len(self._prompt) + max_new_tokens,
+                max_length=len(prompt) + max_new_tokens,
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,

@@ -11,6 +11,7 @@ One turn, after ``reset()``::
     in speech --(speculative_silence_seconds of silence)----> SILENCE_STARTED (ASR may start)
     in speech --(speech_start_seconds of speech again)------> SPEECH_RESUMED (drop that result)
     in speech --(endpoint_silence_seconds of silence)-------> SPEECH_END    --> finished
+    in speech, judged COMPLETE/INCOMPLETE ------------------> that judgement's silence instead
     in speech --(max_utterance_seconds since it started)----> MAX_UTTERANCE --> finished
 
 Blips are debounced the same way in both directions: a run of speech shorter than
@@ -18,6 +19,11 @@ Blips are debounced the same way in both directions: a run of speech shorter tha
 a blip only pauses the silence count (its frames are not silence, but they do not reset it),
 so a click in the trailing silence neither delays the endpoint much nor throws away the
 speculative transcription. Any real resumption resets the silence count.
+
+The endpoint listens to meaning: while the caller is silent, ``judge()`` is told what the words
+so far say (``Completeness``, decided by whoever read them): a complete answer ends the turn
+after ``complete_silence_seconds``, words that stop mid-phrase wait for
+``incomplete_silence_seconds``. The judgement holds until the caller speaks again.
 
 Every threshold fires when its time is *reached* (``>=``), with a microsecond of tolerance for
 float sums. ``process`` returns at most one event per chunk; if one (oversized) chunk crosses two
@@ -32,6 +38,19 @@ from enum import StrEnum
 
 _TOLERANCE = 1e-6
 """Seconds: sums of 0.02 s chunks drift by ~1e-17 s; this makes thresholds land on the frame."""
+
+
+class Completeness(StrEnum):
+    """What the caller's words so far say about the end of their turn."""
+
+    COMPLETE = "complete"
+    """A whole answer to the question asked: the turn may end after a short silence."""
+
+    INCOMPLETE = "incomplete"
+    """The words stop mid-phrase ("the one for a hundred and"): wait longer."""
+
+    UNSURE = "unsure"
+    """Neither: the fixed endpoint silence."""
 
 
 class SegmenterEvent(StrEnum):
@@ -76,6 +95,14 @@ class SegmenterSettings:
     endpoint_silence_seconds: float = 0.25
     """Silence after speech that ends the turn (the endpoint)."""
 
+    complete_silence_seconds: float | None = None
+    """The endpoint once the words so far are judged a complete answer (see ``judge``);
+    None: the fixed endpoint."""
+
+    incomplete_silence_seconds: float | None = None
+    """The endpoint once the words so far are judged to stop mid-phrase; None: the fixed
+    endpoint."""
+
     speculative_silence_seconds: float = 0.1
     """Silence after speech before ``SILENCE_STARTED`` (at most the endpoint silence).
 
@@ -94,12 +121,16 @@ class SegmenterSettings:
         limits = {
             "speech_start_seconds": (0.0, 1.0),
             "endpoint_silence_seconds": (0.02, 5.0),
+            "complete_silence_seconds": (0.0, self.endpoint_silence_seconds),
+            "incomplete_silence_seconds": (self.endpoint_silence_seconds, 5.0),
             "speculative_silence_seconds": (0.0, self.endpoint_silence_seconds),
             "max_utterance_seconds": (0.5, 300.0),
             "no_input_timeout_seconds": (0.5, 300.0),
         }
         for field in fields(self):
             value = getattr(self, field.name)
+            if value is None and field.name.endswith("complete_silence_seconds"):
+                continue
             low, high = limits[field.name]
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not (number and math.isfinite(value)):
@@ -133,6 +164,7 @@ class UtteranceSegmenter:
         self._utterance = 0.0  # since the first speech chunk of the (candidate) utterance
         self._silence = 0.0  # silence counted toward the endpoint
         self._silence_announced = False
+        self._endpoint = self.settings.endpoint_silence_seconds
 
     @property
     def in_speech(self) -> bool:
@@ -162,6 +194,29 @@ class UtteranceSegmenter:
     def elapsed_seconds(self) -> float:
         """Audio fed since ``reset()`` (up to the end of the turn)."""
         return self._elapsed
+
+    @property
+    def endpoint_seconds(self) -> float:
+        """The silence that ends the current utterance (its judgement's, or the fixed one)."""
+        return self._endpoint
+
+    def judge(self, completeness: Completeness) -> SegmenterEvent | None:
+        """The words of the utterance so far were judged while the caller is silent: end it
+        after that judgement's silence (until the caller speaks again). Returns ``SPEECH_END``
+        when that much silence has already passed; ignored outside a silence after speech."""
+        if not self._in_speech or self._silence <= 0.0:
+            return None
+        settings = self.settings
+        judged = {
+            Completeness.COMPLETE: settings.complete_silence_seconds,
+            Completeness.INCOMPLETE: settings.incomplete_silence_seconds,
+        }.get(completeness)
+        self._endpoint = settings.endpoint_silence_seconds if judged is None else judged
+        if _reached(self._silence, self._endpoint):
+            self._in_speech = False
+            self._finished = True
+            return SegmenterEvent.SPEECH_END
+        return None
 
     def process(self, chunk_seconds: float, is_speech: bool) -> SegmenterEvent | None:
         """Feed one chunk's length and VAD decision; return the event it causes, if any."""
@@ -205,7 +260,7 @@ class UtteranceSegmenter:
         if not is_speech:
             self._speech_run = 0.0
             self._silence += chunk_seconds
-            if _reached(self._silence, settings.endpoint_silence_seconds):
+            if _reached(self._silence, self._endpoint):
                 return SegmenterEvent.SPEECH_END
             if not self._silence_announced and _reached(
                 self._silence, settings.speculative_silence_seconds
@@ -218,6 +273,7 @@ class UtteranceSegmenter:
             if _reached(self._speech_run, settings.speech_start_seconds):
                 self._speech_run = 0.0
                 self._silence = 0.0
+                self._endpoint = settings.endpoint_silence_seconds  # the judgement is stale
                 if self._silence_announced:
                     self._silence_announced = False
                     event = SegmenterEvent.SPEECH_RESUMED

@@ -8,7 +8,6 @@ by hand.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from datetime import date
@@ -16,11 +15,11 @@ from pathlib import Path
 
 from agent.dialog.types import InvoiceView
 from agent.paths import PROJECT_ROOT
+from agent.testcall.turns import PAUSE
 
 TURNS_FILE = PROJECT_ROOT / "tests" / "corpus" / "turns.toml"
 ANSWERS = ("greeting", "choosing", "confirming")
 """The questions a turn can answer (``agent.dialog.types.Step`` values)."""
-PAUSE = re.compile(r"<pause (\d+)>")
 PAUSE_MS = (300, 1200)
 FILLERS = frozenset({"um", "uh", "er", "erm", "hmm"})
 

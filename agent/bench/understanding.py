@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import socket
 import sys
@@ -38,7 +39,8 @@ from agent.bench.turns import Script, ScriptError, load_script
 from agent.bench.understanding_score import Heard, Tally, score_call, score_clip
 from agent.config import Config, NluSettings, load_config
 from agent.dialog.session import make_policy
-from agent.dialog.types import Utterance
+from agent.dialog.turn_end import Expectation, judge_turn, offered_hint
+from agent.dialog.types import Step, Utterance
 from agent.errors import AgentError
 from agent.nlu.client import IntentParser, RasaIntentParser
 from agent.nlu.server import ManagedNluServer
@@ -57,11 +59,16 @@ SHIPPED_CONFIG = PROJECT_ROOT / "config" / "agent.toml"
 COLUMNS = ("clips", "intent", "selection", "WER", "cut-offs", "wrong invoice")
 
 
-async def hear(listener_parts: tuple[FasterWhisperTranscriber, Worker], config: Config,
-               line8k_path: Path) -> tuple[list[str], list[str]]:  # fmt: skip
+async def hear(
+    listener_parts: tuple[FasterWhisperTranscriber, Worker],
+    config: Config,
+    line8k_path: Path,
+    expected: Expectation | None,
+) -> tuple[list[str], list[str]]:
     """The texts of the turns the call's listener delivers for one clip: those that started
     while the scripted words were being said, and those started later (noise taken for a
-    turn after the caller was done)."""
+    turn after the caller was done). ``expected``: the question the clip answers, for the
+    endpoint that listens to meaning (None: the fixed endpoint only)."""
     transcriber, pool = listener_parts
     samples, rate = read_wav(line8k_path)
     if rate != TELEPHONE_RATE:
@@ -71,6 +78,10 @@ async def hear(listener_parts: tuple[FasterWhisperTranscriber, Worker], config: 
     listener = TurnListener(
         transcriber, WebRtcVad(), segmenter_settings(config.asr), events.append, pool
     )
+    if expected is not None:
+        listener.judge = functools.partial(judge_turn, expected=expected)
+        if config.asr.bias_to_offered and expected.step is Step.CHOOSING:
+            listener.hint = offered_hint(expected.offered)
     listener.arm()
 
     clip = [f.astype("<i2").tobytes() for f in frames(wide)]
@@ -79,18 +90,24 @@ async def hear(listener_parts: tuple[FasterWhisperTranscriber, Worker], config: 
 
     words_end = (len(clip) - len(tail)) * FRAME_MS / 1000
     # "arrived" is the time in the clip (the listener only passes it on in its events).
+    # Frames go in as fast as the listener takes them, except while a speculative
+    # transcription runs: then in real time, as a call's frames keep arriving while Whisper
+    # works, so a judgement of the words lands as many frames into the silence as in a call.
+
+    def pace() -> float:
+        return FRAME_MS / 1000 if listener.speculating else 0.0
 
     async def feed() -> AsyncIterator[tuple[float, bytes]]:
         for k, frame in enumerate(clip):
             yield k * FRAME_MS / 1000, frame
-            await asyncio.sleep(0)  # let finished transcriptions be delivered, as in a call
+            await asyncio.sleep(pace())  # finished transcriptions are delivered, as in a call
         # A line does not stop after the words: while the turn is still open (noise the VAD
         # takes for speech), the clip's last 1.5 s go on, until the endpoint or the cut-off.
         for k in range(longest):
             if not listener.segmenter.in_speech:
                 return
             yield (len(clip) + k) * FRAME_MS / 1000, tail[k % len(tail)]
-            await asyncio.sleep(0)
+            await asyncio.sleep(pace())
 
     await listener.run(feed())
     failed = [e for e in events if isinstance(e, HearingFailed)]
@@ -127,13 +144,14 @@ async def run_model(
     heard: dict[tuple[str, str], dict[str, Utterance]] = {}
     try:
         for clip in clips:
-            texts, after = await hear(
-                (transcriber, pool), replace(config, asr=asr), corpus / clip["clip"]
-            )
-            segments = tuple([await parser.parse(t) for t in texts if t.strip()])
-            result = Heard(segments, tuple(after))
             turn = script.turn(clip["turn"])
             offered = script.offered[turn.offered] if turn.offered else ()
+            expected = Expectation(Step(turn.answers), offered)
+            texts, after = await hear(
+                (transcriber, pool), replace(config, asr=asr), corpus / clip["clip"], expected
+            )  # (a fixed endpoint: the judgements change nothing)
+            segments = tuple([await parser.parse(t) for t in texts if t.strip()])
+            result = Heard(segments, tuple(after))
             tally = tallies.setdefault(clip["condition"], Tally())
             label = f"{model} {clip['clip']}"
             score_clip(tally, turn, heard=result, offered=offered, threshold=threshold, label=label)
@@ -231,12 +249,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voices", nargs="+", metavar="V")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="default: var/corpus")
     parser.add_argument("--misses", action="store_true", help="print every clip misheard")
+    parser.add_argument(
+        "--fixed-endpoint", action="store_true",
+        help="end every turn after [asr] endpoint_silence_ms, whatever the words (the "
+        "endpoint before it listened to meaning)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bias", action="store_true",
+        help="[asr] bias_to_offered = true: Whisper is given the amounts and dates read",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     try:
         script = load_script()
         config = load_config(SHIPPED_CONFIG)
+        if args.bias:
+            config = replace(config, asr=replace(config.asr, bias_to_offered=True))
+        if args.fixed_endpoint:
+            fixed = config.asr.endpoint_silence_ms
+            asr = replace(config.asr, endpoint_complete_ms=fixed, endpoint_incomplete_ms=fixed)
+            config = replace(config, asr=asr)
     except (ScriptError, AgentError) as err:
         print(f"bench-understanding: {err}", file=sys.stderr)
         return 2

@@ -44,6 +44,10 @@ class CallEventType(StrEnum):
     """Written by versions before ``stage-failed`` (speech recognition failed)."""
     # The phone line (agent.voice.call)
     IDENTITY_UNTRUSTED = "identity-untrusted"
+    BARGE_IN = "barge-in"
+    """The caller spoke over the agent and it stopped: ``{"by": "words" | "speech"}``."""
+    CALLER_BACKCHANNEL = "caller-backchannel"
+    """"uh-huh", "okay" said over the agent: it went on; ``{"text"}`` (digit runs redacted)."""
     TRANSFER_STARTED = "transfer-started"
     TRANSFER_RESULT = "transfer-result"
     TURN_TIMING = "turn-timing"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from agent.audio.segmenter import Completeness
 from agent.billing.call_events import CallEventType
 from agent.billing.db_work import DatabaseWork, InlineDatabase
 from agent.billing.models import Call, Invoice, utcnow
@@ -28,6 +29,7 @@ from agent.dialog.journal import CallJournal, error_chain
 from agent.dialog.keypad import keypress_utterance
 from agent.dialog.policy import DialogState, PaymentPolicy, PolicySettings
 from agent.dialog.prompts import Prompts
+from agent.dialog.turn_end import Expectation, judge_turn, offered_hint
 from agent.dialog.types import (
     Action,
     CardNumberRead,
@@ -224,6 +226,21 @@ class ConversationSession:
         if self.journal.refused is not None:
             return self.fail_safe(DatabaseUnavailableError(self.journal.refused))
         return await self._react(Silence())
+
+    def judge_turn_end(self, text: str) -> Completeness:
+        """Whether ``text``, the caller's words so far, answer what the agent just asked
+        (``agent.dialog.turn_end``): the call's endpoint waits less or more for it."""
+        state = self.state
+        by_value = self.policy.speaks_amounts(state.caller)
+        return judge_turn(text, Expectation(state.step, state.offered, by_value))
+
+    def recognition_hint(self) -> str:
+        """What the caller is likely to say next, for the recogniser: the amounts and dates
+        just read while they choose (never when amounts are not spoken to this caller)."""
+        state = self.state
+        if state.step is not Step.CHOOSING or not self.policy.speaks_amounts(state.caller):
+            return ""
+        return offered_hint(state.offered)
 
     def readback_phrase(self) -> str | None:
         """The amount and date being confirmed (callers must hear it whole), if any."""

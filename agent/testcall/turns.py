@@ -5,7 +5,9 @@ One spec per ``--say``, in order:
 - ``dtmf:DIGITS`` — keys sent as RFC 4733 events; ``dtmf-info:DIGITS`` — the same by SIP INFO
   (``application/dtmf-relay``);
 - ``silence:SECONDS`` — say nothing for that long; ``hangup`` — hang up now;
-- a spec ending in ``.wav`` (any case) — play that file; anything else — text to synthesise;
+- a spec ending in ``.wav`` (any case) — play that file; anything else — text to synthesise,
+  where ``<pause MS>`` is that many milliseconds of silence inside the turn ("the one for a
+  hundred and <pause 900> twenty-nine fifty": a caller thinking mid-amount);
 - ``barge:`` before a text or WAV turn — start it about 1 s after the agent *starts* its
   next prompt instead of waiting for the prompt to end (to check barge-in).
 
@@ -25,6 +27,10 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 MAX_SILENCE_SECONDS = 600.0
 """Longest ``silence:`` turn accepted."""
 
+MAX_PAUSE_MS = 5000
+"""Longest ``<pause MS>`` inside a spoken turn."""
+PAUSE = re.compile(r"<pause (\d+)>")
+
 _BARGE = "barge:"
 
 
@@ -34,10 +40,20 @@ class TurnSpecError(ValueError):
 
 @dataclass(frozen=True)
 class Say:
-    """Speak ``text`` (synthesised with Piper)."""
+    """Speak ``text`` (synthesised with Piper; ``<pause MS>`` marks are silences)."""
 
     text: str
     barge: bool = False
+
+    @property
+    def pieces(self) -> list[str | int]:
+        """The words between the pauses, and the pauses (ms), in order."""
+        parts = PAUSE.split(self.text)
+        return [
+            int(part) if k % 2 else part.strip()
+            for k, part in enumerate(parts)
+            if k % 2 or part.strip(" ,")
+        ]
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,17 @@ def parse_turn(spec: str) -> Turn:
         return Hangup()
     if lowered.endswith(".wav"):
         return PlayWav(Path(text).expanduser())
-    return Say(text)
+    return _say(spec, text)
+
+
+def _say(spec: str, text: str) -> Say:
+    say = Say(text)
+    pauses = [p for p in say.pieces if isinstance(p, int)]
+    if not [p for p in say.pieces if isinstance(p, str)]:
+        raise TurnSpecError(f"{spec!r}: no words to say besides the pauses")
+    if any(not 0 < p <= MAX_PAUSE_MS for p in pauses):
+        raise TurnSpecError(f"{spec!r}: a <pause MS> is 1 to {MAX_PAUSE_MS} milliseconds")
+    return say
 
 
 def parse_turns(specs: list[str]) -> list[Turn]:

@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.audio.segmenter import Completeness
 from agent.audio.vad import WebRtcVad
 from agent.billing.call_events import CallEventType
 from agent.dialog.anticipate import likely_replies
@@ -48,6 +49,7 @@ from agent.dialog.session import (
 from agent.dialog.verify import check_caller
 from agent.errors import DatabaseUnavailableError
 from agent.metrics import record as metrics
+from agent.redact import redact_digit_runs
 from agent.sip.events import (
     CallAnswered,
     CallEnded,
@@ -56,6 +58,7 @@ from agent.sip.events import (
     IncomingCall,
     TransferStatus,
 )
+from agent.voice.barge_in import HELD_ANSWER_SECONDS, interrupts, is_backchannel
 from agent.voice.inputs import (
     CallControl,
     CallInput,
@@ -69,6 +72,7 @@ from agent.voice.listener import (
     CallerTurn,
     HearingFailed,
     NoInput,
+    SpeechContinued,
     SpeechStarted,
     TentativeTranscript,
     TurnListener,
@@ -81,6 +85,7 @@ from agent.voice.transfer import (
     TransferTracker,
     transfer_uri,
 )
+from agent.voice.turn_timing import turn_timing
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +116,10 @@ class VoiceCall:
             self.deliver,
             services.asr_pool,
         )
+        self._listener.long_speech_seconds = self.config.tts.barge_in_after_ms / 1000
         self._heard: tuple[CallerTurn, float] | None = None
+        self._answered_step = ""
+        """The step whose question the last caller turn answered."""
         self._stopping = False
         self._transfer_tried = False
 
@@ -132,6 +140,7 @@ class VoiceCall:
         metrics.call_started()
         try:
             self.session = await self._open_session()
+            self._listener.judge = self.session.judge_turn_end
             try:
                 await self.control.answer(self.call_id)
             except CallGoneError:  # cancelled while ringing (INVITE scanners do it at once)
@@ -260,13 +269,9 @@ class VoiceCall:
 
     async def _exchange(self, turn: Turn | None) -> CallInput:
         """Speak ``turn`` (if any) while listening; return the first input that needs a reply."""
-        speaking: asyncio.Task[bool] | None = None
-        if turn is not None and turn.say:
-            protected = self.session.readback_phrase() if self.session else None
-            speaking = asyncio.create_task(self._speaker.say(turn.say, protected))
-            self._listener.disarm()
-        else:
-            self._listener.arm()
+        speaking = self._start_turn(turn)
+        held: tuple[CallerTurn, float] | None = None
+        """A backchannel said over the agent, and when it was heard."""
         try:
             while True:
                 getter = asyncio.ensure_future(self.inbox.get())
@@ -282,18 +287,21 @@ class VoiceCall:
                     self._record_timing()
                     self._listener.arm()
                     self._prepare_next_replies()
+                    if held is not None and self._answered_over_prompt(*held):
+                        getter.cancel()
+                        return held[0]
                 if not getter.done():
                     getter.cancel()
                     continue
                 item = getter.result()
                 talking = speaking is not None and not speaking.done()
-                if isinstance(item, TentativeTranscript) and self.session is not None:
-                    self.session.anticipate(item.text)
-                if isinstance(item, SpeechStarted) and talking and self.config.tts.barge_in:
-                    self._speaker.stop()
-                    log.debug("call %s: barge-in", self.call_id)
-                if isinstance(item, RecordRefused) and talking:
-                    self._speaker.stop()  # what may not be cut plays; then the transfer
+                self._before_reply(item, talking)
+                if isinstance(item, CallerTurn) and talking and is_backchannel(item.text):
+                    held = (item, time.monotonic())  # "uh-huh" over the agent: it goes on
+                    self._audit(
+                        CallEventType.CALLER_BACKCHANNEL, {"text": redact_digit_runs(item.text)}
+                    )
+                    continue
                 if _needs_reply(item, talking):
                     if speaking is not None and talking:
                         if isinstance(item, CallEnded | Shutdown | TimeLimit):
@@ -307,8 +315,44 @@ class VoiceCall:
         finally:
             self._record_timing()
 
+    def _start_turn(self, turn: Turn | None) -> asyncio.Task[bool] | None:
+        """Start saying ``turn`` (the listener waits with its no-input timer until it ends),
+        or start listening at once when there is nothing to say."""
+        if self.session is not None and self.config.asr.bias_to_offered:
+            self._listener.hint = self.session.recognition_hint()
+        if turn is None or not turn.say:
+            self._listener.arm()
+            return None
+        protected = self.session.readback_phrase() if self.session else None
+        self._listener.disarm()
+        return asyncio.create_task(self._speaker.say(turn.say, protected))
+
+    def _before_reply(self, item: CallInput, talking: bool) -> None:
+        """What an input does at once: understanding starts early; barge-in."""
+        if isinstance(item, TentativeTranscript) and self.session is not None:
+            self.session.anticipate(item.text)
+        if talking and self.config.tts.barge_in and interrupts(item):
+            self._speaker.stop()
+            by = "speech" if isinstance(item, SpeechContinued) else "words"
+            self._audit(CallEventType.BARGE_IN, {"by": by})
+        if isinstance(item, RecordRefused) and talking:
+            self._speaker.stop()  # what may not be cut plays; then the transfer
+
+    def _audit(self, type_: CallEventType, data: dict[str, Any]) -> None:
+        if self.session is not None:
+            self.session.record(type_, data)
+
+    def _answered_over_prompt(self, turn: CallerTurn, heard_at: float) -> bool:
+        """Whether a backchannel-like turn said as the agent's question ended ("yes") is the
+        answer to it (``agent.voice.barge_in``)."""
+        if self.session is None:
+            return False
+        recent = time.monotonic() - heard_at <= HELD_ANSWER_SECONDS
+        return recent and self.session.judge_turn_end(turn.text) is Completeness.COMPLETE
+
     async def _respond(self, session: ConversationSession, item: CallInput) -> Turn | None:
         if isinstance(item, CallerTurn):
+            self._answered_step = session.state.step.value
             turn = await session.hear(item.text)
             self._heard = (item, time.monotonic())
             return turn
@@ -421,24 +465,8 @@ class VoiceCall:
             return
         heard, replied_at = self._heard
         self._heard = None
-        ms = 1000.0
-
-        def span(a: float, b: float) -> float:
-            return round((b - a) * ms, 1)
-
-        timing = {
-            "latency_ms": span(heard.last_voice_at, sent_at),
-            "endpoint_ms": span(heard.last_voice_at, heard.endpoint_at),
-            "asr_ms": round(heard.asr_seconds * ms, 1),
-            "asr_wait_ms": span(heard.endpoint_at, heard.transcribed_at),
-            "dialog_ms": span(heard.transcribed_at, replied_at),
-            "tts_first_ms": span(replied_at, first_audio),
-            "speculative": heard.speculative,
-            "nlu_early": self.session.parsed_early,
-            "asr_runs": heard.asr_runs,
-            "asr_frames": heard.asr_frames,
-            "audio_seconds": round(heard.audio_seconds, 2),
-        }
+        timing = turn_timing(heard, replied_at, sent_at, first_audio)
+        timing.update(nlu_early=self.session.parsed_early, answered=self._answered_step)
         self.session.record(CallEventType.TURN_TIMING, timing)
         metrics.turn_timed(timing)  # the same spans, into the turn-latency histogram
 
@@ -472,7 +500,7 @@ class VoiceCall:
 
 def _needs_reply(item: CallInput, talking: bool) -> bool:
     """Whether ``item`` ends the exchange (speech starting only interrupts, see barge-in)."""
-    if isinstance(item, SpeechStarted):
+    if isinstance(item, SpeechStarted | SpeechContinued):
         return False
     if isinstance(item, CallerTurn):
         return bool(item.text.strip())

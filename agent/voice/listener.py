@@ -7,13 +7,16 @@ in a worker thread (``asyncio.to_thread``), never on the loop or the media threa
 - ``SILENCE_STARTED``: transcription starts speculatively on the audio so far; if it is done
   while the caller is still silent, ``TentativeTranscript`` says what the turn will most
   likely be (so intent parsing can start before the endpoint);
+  and ``judge`` (set per question by the call) says whether those words are a complete
+  answer, stop mid-phrase, or neither: the segmenter ends the turn sooner or later for it;
 - ``SPEECH_RESUMED``: that result will be thrown away, and the run is told so (it stops at
   its next step if it is already running, and is dropped if it is still queued);
 - ``SPEECH_END``/``MAX_UTTERANCE``: the speculative result is used if the caller did not
   speak again, else the whole utterance is transcribed now.
 
-Events go to ``emit`` in order: ``SpeechStarted`` as soon as the caller starts (barge-in),
-then one ``CallerTurn`` per utterance (text "" when the no-speech gate found no words), and
+Events go to ``emit`` in order: ``SpeechStarted`` as soon as the caller starts,
+``SpeechContinued`` once they have spoken longer than a backchannel (barge-in), then one
+``CallerTurn`` per utterance (text "" when the no-speech gate found no words), and
 ``NoInput`` when nobody spoke within the timeout after ``arm()``. While disarmed (the agent
 is talking), the no-input timer does not run; speech is still detected.
 """
@@ -35,7 +38,12 @@ import numpy as np
 
 from agent.asr.whisper import Transcriber, Transcript
 from agent.audio.format import FRAME_MS
-from agent.audio.segmenter import SegmenterEvent, SegmenterSettings, UtteranceSegmenter
+from agent.audio.segmenter import (
+    Completeness,
+    SegmenterEvent,
+    SegmenterSettings,
+    UtteranceSegmenter,
+)
 from agent.audio.vad import VoiceActivityDetector
 from agent.metrics import record as metrics
 
@@ -49,6 +57,13 @@ PREROLL_FRAMES = 15
 @dataclass(frozen=True)
 class SpeechStarted:
     """The caller started speaking (at ``time.monotonic()`` ``at``)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class SpeechContinued:
+    """The caller has been speaking for ``long_speech_seconds``: more than a backchannel."""
 
     at: float
 
@@ -75,6 +90,10 @@ class CallerTurn:
     after (speculative work thrown away)."""
     asr_frames: int = 0
     """Encoder window of the transcription used (wider than the turn's own: Whisper looped)."""
+    judged: Completeness | None = None
+    """What the speculative words said about the end of the turn (None: not judged)."""
+    endpoint_ms: int = 0
+    """The silence that ended the turn (the judgement's, or the fixed endpoint)."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +117,9 @@ class HearingFailed:
     detail: str
 
 
-ListenerEvent = SpeechStarted | TentativeTranscript | CallerTurn | NoInput | HearingFailed
+ListenerEvent = (
+    SpeechStarted | SpeechContinued | TentativeTranscript | CallerTurn | NoInput | HearingFailed
+)
 
 
 @dataclass
@@ -110,6 +131,9 @@ class _Utterance:
     """Set when the speculative run is no longer wanted (the caller went on, or hung up)."""
     runs: int = 0
     """Transcriptions started for this utterance (speculative ones included)."""
+    judged: Completeness | None = None
+    long: bool = False
+    """``SpeechContinued`` was sent for this utterance."""
 
     def drop_speculative(self) -> None:
         """The speculative run will not be used: dropped if still queued, told to stop at its
@@ -139,11 +163,36 @@ class TurnListener:
         self.vad = vad
         self.segmenter = UtteranceSegmenter(settings)
         self.emit = emit
+        self.judge: Callable[[str], Completeness] | None = None
+        """Judges the words of a turn so far against the question just asked (set by the
+        call for each question); None: every turn ends after the fixed silence."""
+        self.long_speech_seconds = 0.6
+        """Speech this long is a sentence, not "uh-huh" (``SpeechContinued``: barge-in, see
+        ``agent.voice.barge_in``; ``[tts] barge_in_after_ms``)."""
+        self.hint = ""
+        """What the caller was just offered, for the recogniser (set by the call for each
+        question; see ``Transcriber.transcribe``)."""
         self.armed = False
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._utterance: _Utterance | None = None
         self._previous: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether an utterance is in progress or its transcription not yet delivered."""
+        pending = self._previous is not None and not self._previous.done()
+        return self.segmenter.in_speech or self.speculating or pending
+
+    @property
+    def speculating(self) -> bool:
+        """Whether a speculative transcription of the utterance in progress is running."""
+        utterance = self._utterance
+        return (
+            utterance is not None
+            and utterance.speculative is not None
+            and not (utterance.speculative.done())
+        )
 
     def arm(self) -> None:
         """The agent has finished talking: start the no-input timer (unless mid-utterance)."""
@@ -181,8 +230,20 @@ class TurnListener:
         else:
             self._preroll.append(frame)
         event = self.segmenter.process(FRAME_SECONDS, speech)
-        if event is None:
-            return
+        if event is not None:
+            self._on_event(event, arrived, utterance)
+        elif (
+            utterance is not None
+            and speech
+            and not utterance.long
+            and (self.segmenter.speech_seconds >= self.long_speech_seconds)
+        ):
+            utterance.long = True
+            self.emit(SpeechContinued(arrived))
+
+    def _on_event(
+        self, event: SegmenterEvent, arrived: float, utterance: _Utterance | None
+    ) -> None:
         if event is SegmenterEvent.SPEECH_START:
             self._utterance = _Utterance(list(self._preroll), arrived)
             self._preroll.clear()
@@ -194,17 +255,18 @@ class TurnListener:
             speculative.add_done_callback(lambda done: self._tentative(utterance, done))
         elif event is SegmenterEvent.SPEECH_RESUMED and utterance is not None:
             utterance.drop_speculative()
+            utterance.judged = None
         elif event is SegmenterEvent.NO_INPUT:
             self.segmenter.reset()
             if self.armed:
                 self.armed = False
                 self.emit(NoInput())
         elif event.ends_turn:  # SPEECH_END or MAX_UTTERANCE
-            self.segmenter.reset()
-            self.armed = False
             if utterance is not None:
                 self._utterance = None
                 self._finish(utterance, cut_off=event is SegmenterEvent.MAX_UTTERANCE)
+            self.segmenter.reset()
+            self.armed = False
 
     def _transcribe(
         self, utterance: _Utterance, abandon: threading.Event | None = None
@@ -214,7 +276,7 @@ class TurnListener:
         metrics.asr_decode_started(speculative=abandon is not None)
         samples = np.frombuffer(b"".join(utterance.frames), dtype="<i2")
         loop = asyncio.get_running_loop()
-        work = functools.partial(self.transcriber.transcribe, samples, abandon)
+        work = functools.partial(self.transcriber.transcribe, samples, abandon, self.hint)
         future = loop.run_in_executor(self.executor, work)
         self._keep(future)
         return future
@@ -226,9 +288,15 @@ class TurnListener:
             text = done.result().text
             if text.strip():
                 self.emit(TentativeTranscript(text))
+            if self.judge is not None:
+                utterance.judged = self.judge(text)
+                event = self.segmenter.judge(utterance.judged)
+                if event is not None:  # that much silence has passed already
+                    self._on_event(event, time.monotonic(), utterance)
 
     def _finish(self, utterance: _Utterance, cut_off: bool) -> None:
         endpoint_at = time.monotonic()
+        endpoint_ms = round(self.segmenter.endpoint_seconds * 1000)
         if cut_off:
             utterance.drop_speculative()  # all of the turn is transcribed instead
         speculative = utterance.speculative
@@ -258,6 +326,8 @@ class TurnListener:
                     cut_off=cut_off,
                     asr_runs=utterance.runs,
                     asr_frames=transcript.encoder_frames,
+                    judged=utterance.judged,
+                    endpoint_ms=endpoint_ms,
                 )
             )
 

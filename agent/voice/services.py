@@ -74,6 +74,8 @@ def segmenter_settings(asr: AsrSettings) -> SegmenterSettings:
     """The end-of-turn timings a call uses for ``[asr]`` (also the understanding benchmark's)."""
     return SegmenterSettings(
         endpoint_silence_seconds=asr.endpoint_silence_ms / 1000,
+        complete_silence_seconds=min(asr.endpoint_complete_ms, asr.endpoint_silence_ms) / 1000,
+        incomplete_silence_seconds=max(asr.endpoint_incomplete_ms, asr.endpoint_silence_ms) / 1000,
         speculative_silence_seconds=min(asr.speculative_silence_ms, asr.endpoint_silence_ms) / 1000,
         no_input_timeout_seconds=asr.no_input_timeout_seconds,
         max_utterance_seconds=asr.max_utterance_seconds,
