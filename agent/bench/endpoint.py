@@ -17,7 +17,15 @@ Measured (base, 2 cores, 2026-11-26): the check is not safe. Whisper turns a fra
 a finished-sounding word ("can I" -> "Bye.", "it's the" -> "Yeah.", "No," -> "Hello."), and
 its ``avg_logprob`` does not tell those apart from real turns, so an early endpoint at
 250 ms cut 6 of 44 inner pauses that the 350 ms endpoint would have kept whole (one of them
-turning "it's the... third one" into a "yes"). The agent therefore does not end turns early.
+turning "it's the... third one" into a "yes"). The agent therefore does not end turns early
+on how the words sound.
+
+What it does instead (``agent.dialog.turn_end``) judges the words against the question asked:
+only a yes or a no to a yes/no question, or words picking exactly one invoice read, end a turn
+early. ``--judged`` measures that rule on the same pauses, under each question (greeting,
+choosing among the demo caller's three invoices, confirming): the inner pauses it would cut
+(judged complete and at least ``[asr] endpoint_complete_ms`` long, or unsure and at least the
+fixed endpoint), and how soon the final pauses end.
 
 Not a test: it prints figures (and the transcripts that caused cuts).
 """
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import re
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
@@ -34,9 +43,16 @@ from agent.asr.models import whisper_model_dir
 from agent.asr.whisper import FasterWhisperTranscriber
 from agent.audio.convert import Int16Array, array_to_pcm16, frames, telephone_round_trip
 from agent.audio.format import SAMPLE_RATE
-from agent.audio.segmenter import SegmenterEvent, SegmenterSettings, UtteranceSegmenter
+from agent.audio.segmenter import (
+    Completeness,
+    SegmenterEvent,
+    SegmenterSettings,
+    UtteranceSegmenter,
+)
 from agent.audio.vad import WebRtcVad
 from agent.bench.machine import describe, percentile
+from agent.dialog.turn_end import Expectation, judge_turn
+from agent.dialog.types import InvoiceView, Step
 from agent.paths import PROJECT_ROOT
 from agent.tts import PiperSynthesizer
 
@@ -162,9 +178,39 @@ def pauses(label: str, clip: Int16Array, transcriber: FasterWhisperTranscriber) 
     ]
 
 
+def judged(inner: list[Pause], final: list[Pause], complete_ms: int, fixed_ms: int) -> None:
+    """The judged endpoint on these pauses, under each question the agent asks."""
+    offered = (
+        InvoiceView("INV-2207", 12950, "CAD", date(2026, 11, 13)),
+        InvoiceView("INV-2163", 41200, "CAD", date(2026, 10, 23)),
+        InvoiceView("INV-2118", 8999, "CAD", date(2026, 9, 28)),
+    )
+    limits = {Completeness.COMPLETE: complete_ms, Completeness.UNSURE: fixed_ms}
+    for step in (Step.GREETING, Step.CHOOSING, Step.CONFIRMING):
+        expected = Expectation(step, offered)
+        cuts = [
+            p for p in inner
+            if p.silence_ms >= limits.get(judge_turn(p.text, expected), 10**9)
+        ]  # fmt: skip
+        early = [p for p in final if judge_turn(p.text, expected) is Completeness.COMPLETE]
+        print(
+            f"judged, {step.value}: {len(cuts)}/{len(inner)} inner pauses cut the caller off "
+            f"(fixed {fixed_ms} ms alone: {sum(p.silence_ms >= fixed_ms for p in inner)}); "
+            f"{len(early)}/{len(final)} turns judged complete at their end"
+        )
+        for p in cuts:
+            verdict = judge_turn(p.text, expected).value
+            print(f"    cut ({verdict}): {p.phrase!r} after {p.text!r} ({p.silence_ms:.0f} ms)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="base", choices=("tiny.en", "base"))
+    parser.add_argument(
+        "--judged", type=int, metavar="COMPLETE_MS",
+        help="measure the judged endpoint (agent.dialog.turn_end) with this complete-answer "
+        "silence instead of the text check as tried",
+    )  # fmt: skip
     args = parser.parse_args()
     piper = PiperSynthesizer(noise_scale=0.0, noise_w_scale=0.0)
     model_dir = whisper_model_dir(args.model, PROJECT_ROOT / "var" / "models")
@@ -174,6 +220,9 @@ def main() -> None:
     final = [p for p in found if p.final]
     print(f"{len(final)} phrases, {len(inner)} pauses inside them; Whisper {args.model}")
     print(f"on {describe()}")
+    if args.judged is not None:
+        judged(inner, final, args.judged, ENDPOINT_MS)
+        return
     print(
         "final-pause transcripts that sound finished: "
         f"{sum(sounds_finished(p.text) for p in final)}/{len(final)}"
