@@ -22,6 +22,7 @@ from agent.voice.listener import (
     CallerTurn,
     ListenerEvent,
     NoInput,
+    SpeechContinued,
     SpeechStarted,
     TentativeTranscript,
     TurnListener,
@@ -203,6 +204,13 @@ def test_one_utterance_gives_speech_started_then_one_turn_with_preroll() -> None
     assert turn.text == f"{(15 + 47 + 5) * 320} samples"
 
 
+def test_a_short_sound_is_not_announced_as_speech_going_on() -> None:
+    """ "uh-huh" (0.4 s) is over before the barge-in length: no SpeechContinued."""
+    events = listen([SPEECH] * 20 + [QUIET] * 30)
+    assert not [e for e in events if isinstance(e, SpeechContinued)]
+    assert isinstance(events[0], SpeechStarted) and isinstance(events[-1], CallerTurn)
+
+
 def test_speech_resuming_discards_the_speculative_transcription() -> None:
     frames = [SPEECH] * 40 + [QUIET] * 8 + [SPEECH] * 40 + [QUIET] * 30
     transcriber = RecordingTranscriber()
@@ -220,8 +228,10 @@ def test_a_speculative_transcript_done_in_the_silence_is_announced_before_the_tu
     # frame 54 is the 5th quiet frame: SILENCE_STARTED; the caller stays silent after it
     events = listen([SPEECH] * 50 + [QUIET] * 30, waits={54: 0.3})
     kinds = [type(e) for e in events]
-    assert kinds == [SpeechStarted, TentativeTranscript, CallerTurn]
-    tentative, turn = events[1], events[2]
+    # 1 s of speech: longer than a backchannel, so SpeechContinued (barge-in) at 0.6 s
+    assert kinds == [SpeechStarted, SpeechContinued, TentativeTranscript, CallerTurn]
+    assert events[1].at == pytest.approx(29 * 0.02)  # type: ignore[union-attr]
+    tentative, turn = events[2], events[3]
     assert isinstance(tentative, TentativeTranscript) and isinstance(turn, CallerTurn)
     assert tentative.text == turn.text
     assert turn.asr_runs == 1
