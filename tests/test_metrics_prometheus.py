@@ -192,7 +192,7 @@ def check_the_payment(world: World, link: str) -> None:
     amount = f'voice_agent_payment_amount_total{{status="applied",currency="{currency}"}}'
     assert prom.value(amount) == 285
     assert prom.value('voice_agent_pay_page_views_total{result="payable"}') == 1
-    assert prom.value('voice_agent_pay_page_views_total{result="paid-here"}') == 1
+    prom.wait_for('voice_agent_pay_page_views_total{result="paid-here"}', is_(1))  # scraped after
     prom.wait_for('voice_agent_payment_links{state="used"}', is_(1))
     assert prom.value('voice_agent_payment_links{state="live"}') == 0
 

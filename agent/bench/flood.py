@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.asr.whisper import normalize_words
 from agent.bench.flood_agent import ALLOWED, VOICE_AGENT, RunningAgent
 from agent.bench.flood_probes import ProbeResult, run_probes, send_probe
 from agent.bench.flood_report import count_lines, format_text
@@ -180,7 +181,8 @@ def _call_result(call: subprocess.Popen[str]) -> dict[str, Any]:
     records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     final = records[-1] if records else {}
     said = [r.get("agent") or "" for r in records[:-1]]
-    heard = any(CONFIRMATION in text.lower() for text in said)
+    # Words only: Whisper may hear "a secure payment, link" with a comma in it.
+    heard = any(normalize_words(CONFIRMATION) in normalize_words(text) for text in said)
     result = {key: final.get(key) for key in ("outcome", "invoice", "sms_to", "hung_up_by")}
     ok = call.returncode == 0 and all(final.get(k) == v for k, v in EXPECTED.items()) and heard
     return result | {

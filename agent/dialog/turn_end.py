@@ -122,6 +122,7 @@ DANGLING_WORDS = frozenset(
         "dated",
         "number",
         "point",
+        "n",  # Whisper's "100 n." for "a hundred and"
     ]
 )
 """Words a finished sentence does not end on: the caller paused mid-phrase."""

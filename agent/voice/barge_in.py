@@ -11,9 +11,9 @@ sound of the caller (``SpeechStarted``); it stops when the caller is clearly say
 - or the caller has been speaking for ``[tts] barge_in_after_ms`` (``SpeechContinued``),
   longer than a backchannel: the start of a real sentence.
 
-A backchannel turn said over the agent is not answered. One that ends just as the agent's
-question ends ("…shall I text you the link?" — "yes") is the answer, and the call takes it
-(``HELD_ANSWER_SECONDS``).
+A backchannel turn said over the agent is not answered. Words that answer the question being
+asked are not a backchannel, even when they could be one: "yes" said over "…shall I text
+you the link?" is the answer (``agent.voice.call`` asks the session).
 """
 
 from __future__ import annotations
@@ -60,9 +60,6 @@ BACKCHANNEL_WORDS = frozenset(
 )
 """Words that keep a listener in the conversation without taking the turn."""
 MAX_BACKCHANNEL_WORDS = 4
-HELD_ANSWER_SECONDS = 1.5
-"""A backchannel-like answer ("yes") that ended at most this long before the agent's
-question ended is taken as the answer to it."""
 
 _WORD = re.compile(r"[a-z']+|\d")
 

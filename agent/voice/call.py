@@ -58,7 +58,7 @@ from agent.sip.events import (
     IncomingCall,
     TransferStatus,
 )
-from agent.voice.barge_in import HELD_ANSWER_SECONDS, interrupts, is_backchannel
+from agent.voice.barge_in import interrupts, is_backchannel
 from agent.voice.inputs import (
     CallControl,
     CallInput,
@@ -270,8 +270,6 @@ class VoiceCall:
     async def _exchange(self, turn: Turn | None) -> CallInput:
         """Speak ``turn`` (if any) while listening; return the first input that needs a reply."""
         speaking = self._start_turn(turn)
-        held: tuple[CallerTurn, float] | None = None
-        """A backchannel said over the agent, and when it was heard."""
         try:
             while True:
                 getter = asyncio.ensure_future(self.inbox.get())
@@ -287,17 +285,14 @@ class VoiceCall:
                     self._record_timing()
                     self._listener.arm()
                     self._prepare_next_replies()
-                    if held is not None and self._answered_over_prompt(*held):
-                        getter.cancel()
-                        return held[0]
                 if not getter.done():
                     getter.cancel()
                     continue
                 item = getter.result()
                 talking = speaking is not None and not speaking.done()
                 self._before_reply(item, talking)
-                if isinstance(item, CallerTurn) and talking and is_backchannel(item.text):
-                    held = (item, time.monotonic())  # "uh-huh" over the agent: it goes on
+                if isinstance(item, CallerTurn) and talking and self._backchannel(item.text):
+                    # "uh-huh" over the agent: it goes on
                     self._audit(
                         CallEventType.CALLER_BACKCHANNEL, {"text": redact_digit_runs(item.text)}
                     )
@@ -331,7 +326,8 @@ class VoiceCall:
         """What an input does at once: understanding starts early; barge-in."""
         if isinstance(item, TentativeTranscript) and self.session is not None:
             self.session.anticipate(item.text)
-        if talking and self.config.tts.barge_in and interrupts(item):
+        answer = isinstance(item, TentativeTranscript) and not self._backchannel(item.text)
+        if talking and self.config.tts.barge_in and (interrupts(item) or answer):
             self._speaker.stop()
             by = "speech" if isinstance(item, SpeechContinued) else "words"
             self._audit(CallEventType.BARGE_IN, {"by": by})
@@ -342,13 +338,13 @@ class VoiceCall:
         if self.session is not None:
             self.session.record(type_, data)
 
-    def _answered_over_prompt(self, turn: CallerTurn, heard_at: float) -> bool:
-        """Whether a backchannel-like turn said as the agent's question ended ("yes") is the
-        answer to it (``agent.voice.barge_in``)."""
-        if self.session is None:
+    def _backchannel(self, text: str) -> bool:
+        """Whether words said over the agent only acknowledge it ("uh-huh", "okay"): not when
+        they answer the question being asked ("yes" over "Shall I text you the link?")."""
+        if not is_backchannel(text):
             return False
-        recent = time.monotonic() - heard_at <= HELD_ANSWER_SECONDS
-        return recent and self.session.judge_turn_end(turn.text) is Completeness.COMPLETE
+        answers = self.session is not None and self.session.judge_turn_end(text)
+        return answers is not Completeness.COMPLETE
 
     async def _respond(self, session: ConversationSession, item: CallInput) -> Turn | None:
         if isinstance(item, CallerTurn):
