@@ -45,7 +45,8 @@ pytestmark = pytest.mark.timeout(300)
 # Key words of the agent's prompts (config/agent.toml's defaults; dialog/prompts.py).
 GREETING = ("thanks for calling", "how can i help")
 ONE_INVOICE = ("open invoice", "secure link")
-LINK_SENT = ("secure payment link", "link works for", "thanks for calling")
+# Whisper hears the agent's "secure payment link to" as "...linked to" now and then.
+LINK_SENT = ("secure payment", "link works for", "thanks for calling")
 TRANSFER = ("transfer you", "member of our team")
 
 NOISY_LINE = ("--noise", "-45")
@@ -268,10 +269,11 @@ def test_caller_talking_over_the_greeting_is_heard(agent: PhoneAgent) -> None:
     # The agent stopped there: the rest of the greeting was dropped, and it answered.
     assert_not_heard(call.heard(0) + " " + call.heard(1), "how can i help", "automated")
     # The agent stops once the caller has said words (or spoken 0.6 s), not at their first
-    # sound; so test-call, which waits for the cut greeting's silence, may start its "Yes."
-    # before the answer to the barge-in plays: what followed is heard in turns 1 and 2.
-    # ("Yes." then stops the question after the amount, which is always played whole.)
-    after = call.heard(1) + " " + call.heard(2)
+    # sound; test-call's turns are cut by silence, so the answer to the barge-in may be heard
+    # at the end of turn 0 (no silence after the cut greeting), in turn 1, or in turn 2 when
+    # "Yes." started before it played. ("Yes." then stops the question after the amount,
+    # which is always played whole.)
+    after = " ".join(call.heard(turn) for turn in range(len(call.turns) - 1))
     assert_heard(after, "open invoice")
     assert_amount_heard(after, "285")
     assert_heard(call.heard(-1), *LINK_SENT)

@@ -53,7 +53,7 @@ def test_a_paid_call_texts_the_link_and_the_link_takes_the_payment(
     assert_heard(call.heard(1), *ONE_INVOICE)
     assert_amount_heard(call.heard(1), "285")
     # "Done. I've texted ...": said once Kannel took the text (else "queued").
-    assert_heard(call.heard(-1), "i've texted", "secure payment link", "thanks for calling")
+    assert_heard(call.heard(-1), "i've texted", "secure payment", "thanks for calling")
     [text] = kannel.wait_for_messages(1)
     url = LINK.search(text.text)
     assert url is not None, text
