@@ -20,6 +20,11 @@ from agent.errors import ConfigError, Problem
 
 Locale = Literal["en-US", "en-CA"]
 
+CALLS_PER_PROCESS = 4
+"""Calls one agent process can hold: the pinned ``pjsua2-python`` wheel is built with
+``PJSUA_MAX_CALLS = 4``, and pjsua quietly lowers a larger ``maxCalls`` to it (a fifth
+INVITE then gets pjsua's own 486 Busy Here). ``tests/test_sip_endpoint.py`` checks it."""
+
 ESCALATION_REASONS: tuple[str, ...] = (
     "unverified",
     "ambiguous",
@@ -439,8 +444,10 @@ class SipSettings:
     transport: Literal["udp", "tcp", "tls"] = "udp"
     """SIP transport."""
 
-    max_calls: int = field(default=4, metadata=between(1, 31))
-    """Concurrent calls; more are refused with busy (pjsua handles at most 32 at once)."""
+    max_calls: int = field(default=4, metadata=between(1, CALLS_PER_PROCESS))
+    """Concurrent calls; more are refused with 503 (a proxy tries another box). At most
+    ``CALLS_PER_PROCESS``: for more calls on one machine, run a second agent behind the
+    proxy (README "Running more than one box")."""
 
     max_call_seconds: int = field(default=600, metadata=between(10, 7200))
     """A call lasting this long is ended with a short goodbye (or its transfer goes ahead)."""

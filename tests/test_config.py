@@ -208,6 +208,11 @@ def test_out_of_range(tmp_path: Path) -> None:
     ]
 
 
+def test_max_calls_above_what_one_process_holds(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sip]\nmax_calls = 8\n")
+    assert problems(path) == [f"{path}:2: sip.max_calls: 8 is out of range; expected 1 to 4"]
+
+
 def test_bad_enum_lists_the_allowed_values(tmp_path: Path) -> None:
     path = write(tmp_path, '[sms]\ndriver = "smpp"\n[agent]\ndefault_region = "UK"\n')
     assert problems(path) == [

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 import numpy as np
 import pytest
 
-from agent.config_schema import SipSettings
+from agent.config_schema import CALLS_PER_PROCESS, SipSettings
 from agent.sip.endpoint import SipEndpoint
 from agent.sip.events import CallAnswered, CallEnded, DtmfDigit, IncomingCall, SipEvent
+from agent.sip.gate import call_slots
 from agent.sip.media import CallAudio
 
 PEER = str(Path(__file__).with_name("sip_peer.py"))
@@ -296,6 +297,21 @@ def test_busy_above_max_calls_pai_caller_id_and_stop_with_live_call() -> None:
     assert incoming.verstat == "TN-Validation-Passed" and incoming.caller_verified
     assert isinstance(answered, CallAnswered)
     assert isinstance(ended, CallEnded) and ended.call_id == incoming.call_id
+
+
+@pytest.mark.timeout(60)
+def test_pjsua_holds_exactly_calls_per_process_calls() -> None:
+    # The pinned wheel's PJSUA_MAX_CALLS: max_calls may not exceed it (config check), and the
+    # capacity figures assume it. A new wheel built with another limit fails here first.
+    async def body() -> int:
+        endpoint = SipEndpoint(SipSettings(port=0, max_calls=CALLS_PER_PROCESS))
+        await endpoint.start()
+        try:
+            return call_slots()
+        finally:
+            await endpoint.stop()
+
+    assert run_async(body) == CALLS_PER_PROCESS == 4
 
 
 @pytest.mark.timeout(60)

@@ -1,17 +1,17 @@
 """SIPp as a SIP trunk against the real agent service (``voice-agent run``).
 
 One agent (``tests/phone_agent.py``: its own config and copy of the demo data, the session's
-Rasa server, ``[sip] max_calls = 2``) serves every test here, in file order:
+Rasa server, ``[sip] max_calls = 4``) serves every test here, in file order:
 
 - interop (``tests/sipp/uac_interop.xml``): a carrier-style INVITE (PCMU, PCMA, G722 and
   telephone-event offered; the demo caller in From and P-Asserted-Identity). SIPp itself
   checks the answer picks PCMU and accepts telephone-event, then streams a Piper-voiced
   "I'd like to pay my bill" as PCMU RTP and hangs up. The call record must say the caller
   was verified by P-Asserted-Identity, was greeted, was heard, and hung up.
-- busy limit (``tests/sipp/uac_hold.xml``): three calls, 100 ms apart, each holding the line
-  for 4 s: two are answered, the third gets 503 (a proxy fails over on it, see
-  ``agent.sip.policy.capacity_refusal``); once they are over, two new calls
-  are answered again.
+- busy limit (``tests/sipp/uac_hold.xml``): five calls, 100 ms apart, each holding the line
+  for 4 s: four are answered, the fifth gets 503 (a proxy fails over on it, see
+  ``agent.sip.policy.capacity_refusal``) from the agent, not pjsua's own 486 (four is every
+  call slot the pinned pjsua2 has); once they are over, four new calls are answered again.
 - SIGTERM ends the service with exit status 0.
 
 SIPp decides each call's verdict itself (``check_it`` regexps, expected answers): its exit
@@ -43,7 +43,7 @@ from tests.phone_agent import PhoneAgent, free_media_port, free_udp_port
 SIPP = "/usr/bin/sipp"
 SCENARIOS = Path(__file__).with_name("sipp")
 CALLER = "+14165550123"  # the demo customer with one open invoice
-MAX_CALLS = 2
+MAX_CALLS = 4  # the shipped default, and all the call slots pjsua has (CALLS_PER_PROCESS)
 CALLER_SAYS = "Hi, I'd like to pay my bill."
 CALLER_AUDIO = "caller.ulaw"  # the name uac_interop.xml streams, from SIPp's working directory
 SIPP_LIMIT_S = 60
@@ -167,16 +167,17 @@ def test_trunk_call_interoperates(agent: PhoneAgent, caller_audio: bytes, tmp_pa
 def test_busy_limit_refuses_the_call_above_max_calls_and_frees_up(
     agent: PhoneAgent, tmp_path: Path
 ) -> None:
-    # Three calls 100 ms apart (-r 10), each holding the line 4 s after its ACK: the third
-    # INVITE arrives while the first two are up, whatever the machine's speed.
+    # Five calls 100 ms apart (-r 10), each holding the line 4 s after its ACK: the fifth
+    # INVITE arrives while the first four are up, whatever the machine's speed.
+    n = str(MAX_CALLS + 1)
     run = run_sipp(
-        agent, "uac_hold.xml", tmp_path / "busy", "-l", "3", "-m", "3", "-r", "10", "-d", "4000"
+        agent, "uac_hold.xml", tmp_path / "busy", "-l", n, "-m", n, "-r", "10", "-d", "4000"
     )
 
     assert run.status == 0, run.report  # every call ended as the scenario allows
     answered, busy = run.call_ids("answered"), run.call_ids("busy")
     assert len(answered) == MAX_CALLS and len(busy) == 1, run.report
-    assert busy[0].startswith("3-"), run.report  # the third call placed (Call-ID "N-pid@ip")
+    assert busy[0].startswith(f"{n}-"), run.report  # the last call placed (Call-ID "N-pid@ip")
     assert sorted(run.call_ids("ended")) == sorted(answered + busy), run.report
     refusals = [
         line
@@ -191,9 +192,10 @@ def test_busy_limit_refuses_the_call_above_max_calls_and_frees_up(
     with pytest.raises(DoesNotExist):  # refused before any conversation began
         agent.call_record(busy[0])
 
-    # All three are over: the limit is free again, for two calls at once.
+    # All five are over: the limit is free again, for four calls at once.
+    m = str(MAX_CALLS)
     again = run_sipp(
-        agent, "uac_hold.xml", tmp_path / "again", "-l", "2", "-m", "2", "-r", "10", "-d", "1000"
+        agent, "uac_hold.xml", tmp_path / "again", "-l", m, "-m", m, "-r", "10", "-d", "1000"
     )
     assert again.status == 0, again.report
     assert len(again.call_ids("answered")) == MAX_CALLS, again.report

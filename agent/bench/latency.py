@@ -19,6 +19,11 @@ together end their turns together and hear the same words: the worst case for th
 Whisper workers. ``--paces`` gives the k-th concurrent caller its own speaking pace (Piper's
 length scale, cycled), as different people would speak.
 
+One agent process holds at most ``CALLS_PER_PROCESS`` (4) calls, pjsua2's limit: for more
+calls at once the bench runs as many agent processes as needed on this machine (each with its
+own Whisper and Piper, as two agents behind a proxy on one box would be) and spreads the calls
+over them; CPU and RSS are then their sums.
+
 ``--sweep`` is the capacity sweep: 1, 2, 4, 6 and 8 calls at once, each dialled together and
 then ``SWEEP_STAGGER`` seconds apart, callers at four paces; it ends with each model's
 capacity: the most calls at once with turn latency p95 at most ``CAPACITY_P95_MS``, no late
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import socket
@@ -41,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +57,7 @@ from agent.billing.call_events import CallEventType
 from agent.billing.db import close_database, open_database
 from agent.billing.models import Call, CallEvent
 from agent.config import load_config
+from agent.config_schema import CALLS_PER_PROCESS
 from agent.paths import PROJECT_ROOT
 
 VOICE_AGENT = str(Path(sys.executable).with_name("voice-agent"))
@@ -127,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
         for model in args.models:
-            with running_agent(Path(scratch) / model, model, args.nlu_url) as agent:
+            most = max(n for n, _ in settings)
+            with running_agents(Path(scratch) / model, model, args.nlu_url, most) as agents:
                 for concurrency, stagger in settings:
                     result = Result(model, concurrency, stagger)
-                    measure(agent, result, args, args.rounds)
+                    measure(agents, result, args, args.rounds)
                     print(format_result(result), flush=True)
                     results.append(result)
     print()
@@ -165,7 +173,8 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         f'[nlu]\nurl = "{nlu_url}"\nmodel_dir = "{PROJECT_ROOT / "var" / "nlu-models"}"\n'
         f'venv = "{PROJECT_ROOT / ".venv-nlu"}"\nstartup_timeout_seconds = 600\n'
         f'auth_token_file = "{PROJECT_ROOT / "var" / "nlu-token"}"\n'
-        f"[sip]\nport = {port}\nmax_calls = 8\n[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
+        f"[sip]\nport = {port}\nmax_calls = {CALLS_PER_PROCESS}\n"
+        f"[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
         "[admin]\nport = 0\n"
         f'[asr]\nmodel = "{model}"\n'
         f'[sms]\nbody_key_file = "{folder / "outbox.key"}"\n'
@@ -195,14 +204,33 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         log.close()
 
 
-def measure(agent: Agent, result: Result, args: argparse.Namespace, rounds: int) -> None:
+@contextmanager
+def running_agents(folder: Path, model: str, nlu_url: str, calls: int) -> Iterator[list[Agent]]:
+    """Enough agent processes for ``calls`` calls at once (``CALLS_PER_PROCESS`` each)."""
+    with ExitStack() as stack:
+        count = processes_for(calls)
+        yield [
+            stack.enter_context(running_agent(folder / f"agent{k}", model, nlu_url))
+            for k in range(count)
+        ]
+
+
+def processes_for(calls: int) -> int:
+    """Agent processes that ``calls`` calls at once need."""
+    return max(1, math.ceil(calls / CALLS_PER_PROCESS))
+
+
+def measure(agents: list[Agent], result: Result, args: argparse.Namespace, rounds: int) -> None:
     """``rounds`` rounds of ``result.concurrency`` calls per script, placed as ``args`` say
-    (``stagger``, ``paces``, ``caller_nice``)."""
+    (``stagger``, ``paces``, ``caller_nice``), spread evenly over as few of ``agents`` as
+    hold them."""
+    used = agents[: processes_for(result.concurrency)]
     samples: list[tuple[float, Sample]] = []
     stop = threading.Event()
-    sampler = threading.Thread(target=_sample, args=(agent.process.pid, samples, stop))
+    pids = [agent.process.pid for agent in used]
+    sampler = threading.Thread(target=_sample, args=(pids, samples, stop))
     sampler.start()
-    call_ids: list[str] = []
+    call_ids: dict[int, list[str]] = {k: [] for k in range(len(used))}
     try:
         for _ in range(rounds):
             for caller, turns in SCRIPTS:
@@ -211,8 +239,12 @@ def measure(agent: Agent, result: Result, args: argparse.Namespace, rounds: int)
                     if k and result.stagger:
                         time.sleep(result.stagger)
                     pace = args.paces[k % len(args.paces)] if args.paces else None
-                    procs.append(_dial(agent, caller, turns, pace, args.caller_nice))
-                for proc in procs:
+                    agent = used[k % len(used)]
+                    procs.append(
+                        (k % len(used), _dial(agent, caller, turns, pace, args.caller_nice))
+                    )
+                for which, proc in procs:
+                    agent = used[which]
                     out, err = proc.communicate(timeout=600)
                     final = _last_json(out)
                     if proc.returncode != 0 or final is None or final.get("outcome") is None:
@@ -222,7 +254,7 @@ def measure(agent: Agent, result: Result, args: argparse.Namespace, rounds: int)
                         if agent.process.poll() is not None:
                             raise SystemExit("the agent died: no more calls can be measured")
                     if final and final.get("sip_call_id"):
-                        call_ids.append(final["sip_call_id"])
+                        call_ids[which].append(final["sip_call_id"])
     finally:
         stop.set()
         sampler.join()
@@ -230,7 +262,8 @@ def measure(agent: Agent, result: Result, args: argparse.Namespace, rounds: int)
         (t0, first), (t1, last) = samples[0], samples[-1]
         result.cpu_percent = 100 * (last.cpu_seconds - first.cpu_seconds) / (t1 - t0)
         result.rss_max_mb = max(s.rss_bytes for _, s in samples) / 2**20
-    _read_events(agent, call_ids, result)
+    for which, agent in enumerate(used):
+        _read_events(agent, call_ids[which], result)
 
 
 def agent_trouble(agent: Agent) -> str:
@@ -271,17 +304,20 @@ def _read_events(agent: Agent, call_ids: list[str], result: Result) -> None:
         close_database()
 
 
-def _sample(pid: int, samples: list[tuple[float, Sample]], stop: threading.Event) -> None:
+def _sample(pids: list[int], samples: list[tuple[float, Sample]], stop: threading.Event) -> None:
+    """CPU seconds and RSS of the agent processes ``pids``, summed, every half second."""
     ticks = os.sysconf("SC_CLK_TCK")
     page = os.sysconf("SC_PAGE_SIZE")
     while not stop.is_set():
+        cpu, rss = 0.0, 0
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+            for pid in pids:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+                rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
         except (OSError, IndexError, ValueError):
             return
-        cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
-        samples.append((time.monotonic(), Sample(cpu, rss_pages * page)))
+        samples.append((time.monotonic(), Sample(cpu, rss)))
         stop.wait(0.5)
 
 

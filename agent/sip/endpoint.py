@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import pjsua2 as pj
 
-from agent.config_schema import SipSettings
+from agent.config_schema import CALLS_PER_PROCESS, SipSettings
 from agent.errors import AgentError
 from agent.sip.events import (
     CallAnswered,
@@ -52,7 +52,7 @@ from agent.sip.events import (
     SipEvent,
     TransferStatus,
 )
-from agent.sip.gate import FORBIDDEN, RequestGate
+from agent.sip.gate import FORBIDDEN, RequestGate, call_slots
 from agent.sip.media import CallAudio, CallAudioPort, PortPool
 from agent.sip.pjlog import stdout_redirected
 from agent.sip.pjthread import CommandQueue, collect_before_destroy, configure_media, guarded
@@ -84,9 +84,6 @@ T = TypeVar("T")
 
 CODEC_PRIORITIES = {"PCMU/8000/1": 255, "PCMA/8000/1": 254, "G722/16000/1": 253}
 """Codecs offered/accepted, best first; every other codec is disabled (priority 0)."""
-
-PJSUA_MAX_CALLS = 32
-"""pjsua's compile-time call limit: ``uaConfig.maxCalls`` above it fails ``libInit``."""
 
 _POLL_MS = 10
 _TEARDOWN_SECONDS = 2.0
@@ -262,14 +259,18 @@ class SipEndpoint:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0  # we pump libHandleEvents ourselves
         cfg.uaConfig.mainThreadOnly = False
-        # One spare slot so the INVITE above max_calls reaches us and is answered 503
-        # by our policy (and logged) instead of pjsua's 486, should the gate not answer it.
-        cfg.uaConfig.maxCalls = min(s.max_calls + 1, PJSUA_MAX_CALLS)
+        # Every slot pjsua has: the gate answers the INVITE above max_calls with 503.
+        cfg.uaConfig.maxCalls = CALLS_PER_PROCESS
         cfg.uaConfig.userAgent = "voice-agent"
         configure_media(cfg)
         cfg.logConfig.consoleLevel = 1
         cfg.logConfig.level = 1
         self._ep.libInit(cfg)
+        if call_slots() < s.max_calls:
+            raise SipSetupError(
+                f"[sip] max_calls = {s.max_calls}, but this pjsua2 build holds only "
+                f"{call_slots()} calls at once"
+            )
         tid = self._ep.transportCreate(*transport_config(s))
         self._ep.libStart()
         self._start_gate()

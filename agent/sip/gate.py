@@ -122,6 +122,8 @@ def _pjsip() -> Any:
     lib.pjsua_get_pjsip_endpt.argtypes = ()
     lib.pjsip_endpt_register_module.restype = ctypes.c_int
     lib.pjsip_endpt_register_module.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
+    lib.pjsua_call_get_max_count.restype = ctypes.c_uint
+    lib.pjsua_call_get_max_count.argtypes = ()
     lib.pjsip_rx_data_get_info.restype = ctypes.c_char_p
     lib.pjsip_rx_data_get_info.argtypes = (ctypes.c_void_p,)
     lib.pjsip_endpt_respond_stateless.restype = ctypes.c_int
@@ -138,6 +140,12 @@ def _pjsip() -> Any:
     lib.pj_list_insert_before.restype = None
     lib.pj_list_insert_before.argtypes = (ctypes.c_void_p, ctypes.c_void_p)
     return lib
+
+
+def call_slots() -> int:
+    """Calls pjsua holds at once after ``libInit``: ``maxCalls``, lowered by pjsua itself to
+    the ``PJSUA_MAX_CALLS`` the library was built with."""
+    return int(_pjsip().pjsua_call_get_max_count())
 
 
 class _HeaderList(ctypes.Structure):
