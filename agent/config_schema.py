@@ -181,6 +181,17 @@ class EscalationSettings:
     )
     """Spoken when the transfer fails, before hanging up."""
 
+    mode: Literal["warm", "blind"] = "warm"
+    """``warm``: the agent calls the target itself while the caller holds, tells whoever
+    answers who is calling and why, then joins them (REFER with Replaces, or the agent
+    bridges the two calls when that is refused); nobody answering within ``ring_seconds``
+    means the callback message. ``blind``: a plain REFER to the caller's side (a queue or
+    hunt group that cannot be briefed)."""
+
+    ring_seconds: int = field(default=20, metadata=between(5, 120))
+    """Warm transfer: how long the team member's line may ring before the caller is told
+    that nobody could take the call (and a callback is requested)."""
+
     reasons: Mapping[str, EscalationRoute] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )

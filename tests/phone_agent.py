@@ -118,6 +118,13 @@ class PhoneAgent:
         settings = sip_section + "\n" + textwrap.dedent(extra)
         if "[web]" not in settings:  # the pay pages and callbacks: a free port, not 8080
             settings += f"\n[web]\nport = {free_port()}\n"
+        # Transfers are blind (a REFER to the caller) unless a test asks for warm ones: the
+        # SIPp CSR queues answer the transferred caller, they are never called and briefed.
+        if 'mode = "warm"' not in settings:
+            if "[escalation]\n" in settings:
+                settings = settings.replace("[escalation]\n", '[escalation]\nmode = "blind"\n', 1)
+            else:
+                settings += '\n[escalation]\nmode = "blind"\n'
         if "[asr]" not in settings:
             settings += '\n[asr]\nmodel = "tiny.en"\n'
         # The outbox key the agent (working directory: folder) uses, named so that

@@ -50,6 +50,8 @@ class CallEventType(StrEnum):
     """"uh-huh", "okay" said over the agent: it went on; ``{"text"}`` (digit runs redacted)."""
     TRANSFER_STARTED = "transfer-started"
     TRANSFER_RESULT = "transfer-result"
+    TRANSFER_BRIEFING = "transfer-briefing"
+    """Warm transfer: what the team member was told before the caller joined; ``{"text"}``."""
     TURN_TIMING = "turn-timing"
     MEDIA_STATS = "media-stats"
     # After the call (admin commands, the outbox, the next start)

@@ -137,6 +137,8 @@ class SipEndpoint:
         self._ports: dict[int, CallAudioPort] = {}
         self._port_pool = PortPool()
         self._announced: set[int] = set()
+        self._owners: dict[int, int] = {}
+        """Calls we placed (``dial``) → the incoming call each was placed for."""
         self._finished: list[int] = []
         self._unanswered: list[tuple[int, Any]] = []
         """Refused INVITEs whose final answer waits for the pump (see ``on_incoming``)."""
@@ -197,6 +199,24 @@ class SipEndpoint:
     async def transfer(self, call_id: int, target: str) -> None:
         """Blind transfer (REFER) to a SIP URI; progress arrives as ``TransferStatus`` events."""
         await self._submit(lambda: self._call(call_id).xfer(target, _op(0)))
+
+    async def dial(self, target: str, owner: int) -> int:
+        """Call ``target`` for the incoming call ``owner`` (a warm transfer's call to a
+        person); returns the new call's id. Its ``CallAnswered``/``CallEnded`` carry
+        ``owner``; its audio is ``audio(id)``. It takes one of pjsua's call slots, and counts
+        in ``active_calls`` (so the OPTIONS/INVITE capacity check sees it)."""
+        return await self._submit(lambda: self._dial(target, owner))
+
+    async def transfer_replacing(self, call_id: int, other_id: int) -> None:
+        """Attended transfer: REFER ``call_id``'s far end to ``other_id``'s, with Replaces
+        naming our dialog with it (RFC 3891), so the two talk directly and both our calls
+        end; progress arrives as ``TransferStatus`` events of ``call_id``."""
+        await self._submit(lambda: self._call(call_id).xferReplaces(self._call(other_id), _op(0)))
+
+    async def bridge(self, call_id: int, other_id: int) -> None:
+        """Connect the audio of two of our calls to each other in the conference bridge
+        (the agent stays in the middle; our own audio port on each keeps sending silence)."""
+        await self._submit(lambda: self._bridge(call_id, other_id))
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -317,6 +337,23 @@ class SipEndpoint:
 
     def _drain_left(self) -> float:
         return max(self._drain_ends - time.monotonic(), 0.0) if self.refusing else 0.0
+
+    def _dial(self, target: str, owner: int) -> int:
+        assert self._loop is not None
+        call = _Call(self, self._account, pj.PJSUA_INVALID_ID)
+        call.makeCall(target, pj.CallOpParam(True))
+        call_id = call.placed()
+        self._calls[call_id] = call
+        self._owners[call_id] = owner
+        self._audio[call_id] = CallAudio(self._loop)
+        self._announced.add(call_id)
+        return call_id
+
+    def _bridge(self, call_id: int, other_id: int) -> None:
+        one = self._call(call_id).getAudioMedia(-1)
+        other = self._call(other_id).getAudioMedia(-1)
+        one.startTransmit(other)
+        other.startTransmit(one)
 
     def _refuse_new_calls(self, ends: float) -> None:
         self._drain_ends = ends
@@ -453,7 +490,7 @@ class SipEndpoint:
             remote.startTransmit(port)
             port.startTransmit(remote)
             if first:
-                self._emit(CallAnswered(call_id))
+                self._emit(CallAnswered(call_id, owner=self._owners.get(call_id)))
             return
 
     def on_state(self, call: _Call) -> None:
@@ -478,9 +515,10 @@ class SipEndpoint:
         audio = self._audio.pop(call_id, None)
         if audio is not None:
             audio.close()
+        owner = self._owners.pop(call_id, None)
         if call_id in self._announced:
             self._announced.discard(call_id)
-            self._emit(CallEnded(call_id, reason))
+            self._emit(CallEnded(call_id, reason, owner=owner))
 
 
 def _op(status: int, *, retry_after: int | None = None) -> Any:
@@ -539,6 +577,11 @@ class _Call(pj.Call):  # type: ignore[misc]
         super().__init__(account, call_id)
         self._owner = owner
         self._id = int(call_id)
+
+    def placed(self) -> int:
+        """After ``makeCall``: the id pjsua gave the call we placed."""
+        self._id = int(self.getId())
+        return self._id
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802 (pjsua2 name)
         guarded(self._owner.on_state, self)

@@ -34,6 +34,9 @@ class CallAnswered:
     """The call is confirmed and its audio is flowing through ``SipEndpoint.audio()``."""
 
     call_id: int
+    owner: int | None = None
+    """For a call the agent placed itself (``SipEndpoint.dial``: a warm transfer's call to a
+    person), the incoming call it was placed for; its events go to that call."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,15 @@ class CallEnded:
     call_id: int
     reason: str
     """SIP status and reason of the end, e.g. ``"200 Normal call clearing"``."""
+    owner: int | None = None
+    """For a call the agent placed itself (``SipEndpoint.dial``: a warm transfer's call to a
+    person), the incoming call it was placed for; its events go to that call."""
+
+    @property
+    def status(self) -> int:
+        """The SIP status of the end (0 when the reason does not start with one)."""
+        code = self.reason.split(" ", 1)[0]
+        return int(code) if code.isdigit() else 0
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest wait for the call to be answered (default 15)")  # fmt: skip
     add("--end-timeout", type=float, default=20.0, metavar="SECONDS",
         help="after the last turn, longest wait for the agent to hang up (default 20)")  # fmt: skip
+    add("--transfer-linger", type=float, default=2.0, metavar="SECONDS",
+        help="how long to stay on a call a transfer connected, listening (default 2)")  # fmt: skip
 
 
 def handle(args: argparse.Namespace, config: Config) -> int:
@@ -88,6 +90,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
     checks = (
         ("--answer-timeout", args.answer_timeout, 0.1, 300.0),
         ("--end-timeout", args.end_timeout, 0.0, 600.0),
+        ("--transfer-linger", args.transfer_linger, 0.0, 120.0),
     )
     for name, value, low, high in checks:
         if not low <= value <= high:
@@ -124,6 +127,7 @@ def options_from_args(args: argparse.Namespace, config: Config) -> CallerOptions
         prompt=prompt,
         answer_timeout=args.answer_timeout,
         end_timeout=args.end_timeout,
+        transfer_linger=args.transfer_linger,
         noise_dbfs=noise,
     )
 

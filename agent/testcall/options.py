@@ -40,5 +40,7 @@ class CallerOptions:
     prompt: PromptSettings = PromptSettings()
     answer_timeout: float = 15.0
     end_timeout: float = 20.0
+    transfer_linger: float = 2.0
+    """How long the caller stays on a call a transfer connected (listening) before hanging up."""
     noise_dbfs: float | None = None
     """Line noise under everything the caller sends, RMS in dBFS (``--noise``); None: none."""

@@ -135,6 +135,7 @@ def _script_settings(options: CallerOptions) -> ScriptSettings:
         prompt=options.prompt,
         end_timeout=options.end_timeout,
         transfer_timeout=options.answer_timeout,
+        transfer_linger=options.transfer_linger,
     )
 
 

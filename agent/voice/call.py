@@ -39,6 +39,7 @@ from agent.audio.segmenter import Completeness
 from agent.audio.vad import WebRtcVad
 from agent.billing.call_events import CallEventType
 from agent.dialog.anticipate import likely_replies
+from agent.dialog.briefing import briefing
 from agent.dialog.session import (
     ConversationSession,
     Turn,
@@ -58,6 +59,7 @@ from agent.sip.events import (
     IncomingCall,
     TransferStatus,
 )
+from agent.sip.media import CallAudio
 from agent.voice.barge_in import interrupts, is_backchannel
 from agent.voice.inputs import (
     CallControl,
@@ -86,6 +88,7 @@ from agent.voice.transfer import (
     transfer_uri,
 )
 from agent.voice.turn_timing import turn_timing
+from agent.voice.warm_transfer import WarmOutcome, WarmResult, WarmTransfer
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +125,11 @@ class VoiceCall:
         """The step whose question the last caller turn answered."""
         self._stopping = False
         self._transfer_tried = False
+        self._listening: asyncio.Task[None] | None = None
 
     def deliver(self, item: CallInput) -> None:
         """Hand the call an event (from the server's SIP event loop or the listener)."""
-        if isinstance(item, CallEnded):
+        if isinstance(item, CallEnded) and item.owner is None:  # not a call we placed
             self.connected = False
         self.inbox.put_nowait(item)
 
@@ -134,7 +138,6 @@ class VoiceCall:
         self.deliver(Shutdown())
 
     async def run(self) -> None:
-        listening: asyncio.Task[None] | None = None
         time_limit: asyncio.TimerHandle | None = None
         self.services.live_calls.add(self.call_id)
         metrics.call_started()
@@ -154,7 +157,7 @@ class VoiceCall:
             time_limit = asyncio.get_running_loop().call_later(
                 self.config.sip.max_call_seconds, self.deliver, TimeLimit()
             )
-            listening = asyncio.create_task(self._listener.run(self._audio.received_timed()))
+            self._listening = asyncio.create_task(self._listener.run(self._audio.received_timed()))
             await self._converse(self.session)
         except Exception as err:  # the one failure boundary: the caller hears something
             await self._fail_safe(err)
@@ -164,11 +167,7 @@ class VoiceCall:
             self.services.live_calls.discard(self.call_id)
             metrics.call_ended(self.session.summary if self.session is not None else None)
             self._speaker.silence()
-            await self._listener.aclose()
-            if listening is not None:
-                listening.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listening
+            await self._stop_listening()
             if self.connected:
                 try:
                     await self.control.hangup(self.call_id)
@@ -383,14 +382,30 @@ class VoiceCall:
         await speaking
         self._record_timing()
 
+    async def _stop_listening(self) -> None:
+        """No more turns: transcriptions cancelled; the caller's audio is read and dropped."""
+        await self._listener.aclose()
+        listening, self._listening = self._listening, None
+        if listening is not None:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+            self._listening = asyncio.create_task(_discard(self._audio))
+
     # --- transfer -----------------------------------------------------------------------
     async def _transfer(self, session: ConversationSession, reason: str) -> None:
-        route = self.config.escalation.route(reason)
+        escalation = self.config.escalation
+        route = escalation.route(reason)
         target = transfer_uri(
             route.target, self.incoming.remote_address, self.config.agent.default_region
         )
         self._transfer_tried = True
-        session.record(CallEventType.TRANSFER_STARTED, {"reason": reason, "target": target})
+        started = {"reason": reason, "target": target, "mode": escalation.mode}
+        session.record(CallEventType.TRANSFER_STARTED, started)
+        if escalation.mode == "warm":
+            outcome = await self._warm_transfer(session, reason, target)
+            if outcome.result is not WarmResult.NOT_PLACED:
+                return
         tracker = TransferTracker()
         try:
             await self.control.transfer(self.call_id, target)
@@ -408,6 +423,46 @@ class VoiceCall:
                 CallEventType.CALLBACK_REQUESTED,
                 {"reason": reason, "number": session.check.caller_e164},
             )
+
+    async def _warm_transfer(
+        self, session: ConversationSession, reason: str, target: str
+    ) -> WarmOutcome:
+        """Call the team member, brief them, hand the caller over (``agent.voice.warm_transfer``);
+        nobody answering means the callback message, as when a blind transfer fails."""
+        await self._stop_listening()  # the caller holds: nothing to answer until handed over
+        told = briefing(session.check, session.state, reason, self.config.agent.locale)
+        session.record(CallEventType.TRANSFER_BRIEFING, {"text": told})
+        warm = WarmTransfer(
+            self.call_id,
+            self.control,
+            self.inbox,
+            self._say_into,
+            self.config.escalation.ring_seconds,
+        )
+        outcome = await warm.run(target, told)
+        if outcome.result is WarmResult.NOT_PLACED:
+            return outcome
+        if warm.bridged:
+            self.connected = False  # the bridge ended with both calls hung up
+        details: dict[str, Any] = {"result": outcome.result.value, "status": outcome.status}
+        details.update(mode="warm", reason=outcome.reason)
+        session.record(CallEventType.TRANSFER_RESULT, details)
+        if outcome.result in (WarmResult.NOT_ANSWERED, WarmResult.CALLER_LEFT):
+            if self.connected:
+                log.warning("call %s: nobody took the warm transfer; callback", self.call_id)
+                await self._say_last(self.config.escalation.callback_message)
+            session.record(
+                CallEventType.CALLBACK_REQUESTED,
+                {"reason": reason, "number": session.check.caller_e164},
+            )
+        return outcome
+
+    def _say_into(self, audio: CallAudio, text: str) -> asyncio.Task[bool]:
+        """Start saying ``text`` into the caller's call or the one placed for a transfer."""
+        speaker = self._speaker
+        if audio is not self._audio:
+            speaker = CallSpeaker(audio, self.services.tts, self.services.tts_pool)
+        return asyncio.create_task(speaker.say(text))
 
     async def _await_transfer(self, tracker: TransferTracker) -> TransferResult:
         deadline = time.monotonic() + TRANSFER_WAIT_SECONDS
@@ -492,6 +547,12 @@ class VoiceCall:
                 "late_out": audio.late_frames,
             },
         )
+
+
+async def _discard(audio: CallAudio) -> None:
+    """Read a call's incoming audio and drop it (so none is counted as dropped)."""
+    async for _ in audio.received():
+        pass
 
 
 def _needs_reply(item: CallInput, talking: bool) -> bool:

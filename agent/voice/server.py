@@ -35,6 +35,7 @@ from agent.tts import PiperSynthesizer, PromptCache
 from agent.voice.call import VoiceCall
 from agent.voice.services import VoiceServices
 from agent.voice.speaker import reply_chunks
+from agent.voice.warm_transfer import HOLD_REMINDER
 from agent.voice.workers import Worker
 from agent.watchdog import Watchdog
 
@@ -93,6 +94,7 @@ def fixed_sentences(config: Config) -> list[str]:
         config.escalation.message,
         config.escalation.callback_message,
         STALL_FILLER,  # played from memory while a live reply is late (agent.voice.speaker)
+        HOLD_REMINDER,  # a caller holding for a warm transfer (agent.voice.warm_transfer)
         *(route.message for route in config.escalation.reasons.values()),
         "Would you like me to text you a secure link to pay it?",
         "Shall I text you a secure link to pay it?",
@@ -228,7 +230,8 @@ class VoiceServer:
             else:
                 self._start_call(event)
             return
-        call = self.calls.get(event.call_id)
+        owner = getattr(event, "owner", None)  # a call we placed for one of ours
+        call = self.calls.get(event.call_id if owner is None else owner)
         if call is not None:
             call.deliver(event)
 
