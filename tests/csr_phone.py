@@ -13,8 +13,9 @@ long after it is confirmed.
 An INVITE with ``Replaces`` (RFC 3891: the caller joining after the agent's REFER) is handled by
 pjsua itself: ``Call.onCallReplaceRequest`` of the replaced call gives it a new ``CsrCall``
 (``prm.newCall``), pjsua answers it 200 at once (``--answer-after`` does not apply) and ends the
-replaced call. ``--refuse-replaces`` answers such an INVITE 603 Decline and keeps the first call
-up; the refused INVITE is still listed as a call (``"answered": false``, ``"status": 603``).
+replaced call (its reason: 410 Gone). ``--refuse-replaces`` answers such an INVITE 603 Decline
+and keeps the first call up; the refused INVITE is listed as a call (``"status": 603``). One that
+names no answered call is refused by pjsip itself (481) and is not listed.
 
 The phone exits at ``--seconds``, on SIGTERM/SIGINT, or 1.5 s after the last call ended once a
 call was answered and none is up, and prints one JSON line: ``{"calls": [{"n": 1, "from": ...,
@@ -57,6 +58,12 @@ def from_uri(msg: str) -> str:
     if "<" in value:
         return value.split("<", 1)[1].split(">", 1)[0]
     return value.split(";", 1)[0].strip()
+
+
+def respond(call: Any, code: int) -> None:
+    prm = pj.CallOpParam()
+    prm.statusCode = code
+    call.answer(prm)
 
 
 class CsrCall(pj.Call):  # type: ignore[misc]
@@ -102,7 +109,7 @@ class CsrCall(pj.Call):  # type: ignore[misc]
         if self.phone.args.refuse_replaces:
             prm.statusCode = 603
             prm.reason = "Decline"
-            record.update(status=603, reason="Decline", ended_at=record["arrived_at"])
+            record.update(status=603, reason="Decline", ended_at=self.phone.since_start())
             return
         call = CsrCall(self.phone, record)  # pjsua binds it to the new call id later
         call.done.add("answer")  # pjsua answers a replacing INVITE itself
@@ -119,13 +126,11 @@ class CsrAccount(pj.Account):  # type: ignore[misc]
         self.phone = phone
 
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
-        msg = str(prm.rdata.wholeMsg)
+        msg = str(prm.rdata.wholeMsg)  # (pjsua routes a valid Replaces to onCallReplaceRequest)
         record = self.phone.new_record(from_uri(msg), replaces=header(msg, "Replaces") is not None)
         call = CsrCall(self.phone, record, prm.callId)
         self.phone.calls.append(call)
-        ring = pj.CallOpParam()
-        ring.statusCode = 180
-        call.answer(ring)
+        respond(call, 180)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -187,7 +192,7 @@ class Phone:
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:csr@127.0.0.1:{args.port}"
         self.account: Any = CsrAccount(self)
-        self.account.create(acfg, True)
+        self.account.create(acfg, True)  # no registrar: it only answers
         self.records: list[dict[str, Any]] = []
         self.calls: list[CsrCall] = []
         self.stop = False
@@ -204,7 +209,6 @@ class Phone:
             "from": uri,
             "replaces": replaces,
             "answered": False,
-            "arrived_at": self.since_start(),
             "confirmed_at": None,
             "ended_at": None,
             "status": 0,
@@ -235,9 +239,7 @@ class Phone:
         call.player.startTransmit(call.getAudioMedia(-1))
 
     def answer(self, call: CsrCall) -> None:
-        ok = pj.CallOpParam()
-        ok.statusCode = 200
-        call.answer(ok)
+        respond(call, 200)
         call.record["answered"] = True
 
     def drive(self, call: CsrCall) -> None:
@@ -245,8 +247,8 @@ class Phone:
             call.recorder = call.player = None
             return
         now, args = time.monotonic(), self.args
-        ring = now - call.arrived
-        if not args.no_answer and ring >= args.answer_after and "answer" not in call.done:
+        rung = now - call.arrived
+        if not args.no_answer and rung >= args.answer_after and "answer" not in call.done:
             self.attempt("answer", call, lambda: self.answer(call))
         if call.media_at is not None and "record" not in call.done:
             self.attempt("record", call, lambda: self.start_recording(call))
@@ -293,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(args.record_dir, exist_ok=True)
     ep = start_endpoint(args)
     phone = Phone(ep, args)
-
     signal.signal(signal.SIGTERM, phone.on_signal)
     signal.signal(signal.SIGINT, phone.on_signal)
     print("ready", file=out, flush=True)
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):  # drop the handlers' hold on the phone
             signal.signal(signum, signal.SIG_IGN)
-        records = [{k: v for k, v in r.items() if k != "arrived_at"} for r in phone.records]
+        records = phone.records
         phone.close()
         del phone
         ep.libDestroy(pj.PJSUA_DESTROY_NO_NETWORK)

@@ -4,8 +4,8 @@ The agent says it into its own call to the team member (``agent.voice.warm_trans
 the person picks up knowing who is on the line and why, as a colleague handing over a call
 would tell them:
 
-    "Caller ending in zero one four two, verified, account Dana Whitfield, wanted to pay
-    invoice seven zero zero one for two hundred eighty-five dollars; asked for a person."
+    "Caller ending in zero one four two, verified, account Dana Whitfield, wants to pay
+    invoice seven zero zero one, two hundred eighty-five dollars; asked for a person."
 
 Only what is known to be true: an account is named only for a caller ID that matched it,
 an invoice only once the caller chose it, and a caller who could not be verified is
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from agent import speech
 from agent.dialog.policy import DialogState
-from agent.dialog.types import Verification
+from agent.dialog.types import InvoiceView, Verification
 from agent.dialog.verify import CallerCheck
 
 WHY: dict[str, str] = {
@@ -54,11 +54,10 @@ WHO: dict[Verification, str] = {
 def briefing(check: CallerCheck, state: DialogState, reason: str, locale: str) -> str:
     """What the team member hears before the caller joins (see the module docstring)."""
     verification = check.context.verification
-    parts: list[str] = []
-    if check.caller_e164:
-        parts.append(f"Caller ending in {speech.say_digits(check.caller_e164[-4:])}")
-    else:
-        parts.append("Caller")
+    why = WHY.get(reason, "needs help from a person")
+    if not check.caller_e164:
+        return f"Caller ID withheld; {why}."
+    parts = [f"Caller ending in {speech.say_digits(check.caller_e164[-4:])}"]
     if verification in (Verification.VERIFIED, Verification.NOT_MOBILE):
         found = "verified" if verification is Verification.VERIFIED else "landline on file"
         parts.append(found)
@@ -69,19 +68,23 @@ def briefing(check: CallerCheck, state: DialogState, reason: str, locale: str) -
             parts.append(wanted)
     else:
         parts.append(WHO.get(verification, "not verified"))
-    return f"{', '.join(parts)}; {WHY.get(reason, 'needs help from a person')}."
+    return f"{', '.join(parts)}; {why}."
 
 
 def _wanted(state: DialogState, locale: str) -> str:
-    """The invoice the caller chose, or how many were read to them."""
+    """The invoice the caller chose (or their only one), or how many are open."""
     chosen = state.selected
     if chosen is not None:
-        amount = speech.say_money(chosen.balance_cents, chosen.currency, locale)
-        number = speech.say_invoice_number(chosen.number)
-        return f"wanted to pay invoice {number} for {amount}"
-    count = state.caller.open_invoice_count or len(state.caller.invoices)
-    if count == 1:
-        return "has one open invoice"
+        return f"wants to pay {_invoice(chosen, locale)}"
+    invoices = state.offered or state.caller.invoices
+    count = max(state.caller.open_invoice_count, len(invoices))
+    if count == 1 and invoices:
+        return f"one open {_invoice(invoices[0], locale)}"
     if count > 1:
         return f"has {speech.say_cardinal(count)} open invoices"
     return ""
+
+
+def _invoice(invoice: InvoiceView, locale: str) -> str:
+    amount = speech.say_money(invoice.balance_cents, invoice.currency, locale)
+    return f"invoice {speech.say_invoice_number(invoice.number)}, {amount}"

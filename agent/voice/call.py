@@ -129,7 +129,7 @@ class VoiceCall:
 
     def deliver(self, item: CallInput) -> None:
         """Hand the call an event (from the server's SIP event loop or the listener)."""
-        if isinstance(item, CallEnded) and item.owner is None:  # not a call we placed
+        if _caller_left(item):  # not a call placed for a transfer
             self.connected = False
         self.inbox.put_nowait(item)
 
@@ -377,7 +377,7 @@ class VoiceCall:
             await asyncio.wait({getter, speaking}, return_when=asyncio.FIRST_COMPLETED)
             if not getter.done():
                 getter.cancel()
-            elif isinstance(getter.result(), CallEnded):
+            elif _caller_left(getter.result()):
                 self._speaker.silence()
         await speaking
         self._record_timing()
@@ -547,6 +547,11 @@ class VoiceCall:
                 "late_out": audio.late_frames,
             },
         )
+
+
+def _caller_left(item: CallInput) -> bool:
+    """Whether ``item`` is the end of the caller's call (not of one placed for a transfer)."""
+    return isinstance(item, CallEnded) and item.owner is None
 
 
 async def _discard(audio: CallAudio) -> None:

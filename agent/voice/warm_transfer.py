@@ -40,7 +40,7 @@ HOLD_REMINDER_SECONDS = 10.0
 """Silence on hold before each reminder."""
 JOIN_WAIT_SECONDS = 15.0
 """From the REFER to its final NOTIFY (the caller's phone calling the team member)."""
-BRIEFING_END = " Connecting you now."
+BRIEFING_END = " Connecting you."
 
 
 class WarmResult(StrEnum):
