@@ -12,7 +12,7 @@ same cores while other calls are still talking.
 
     python -m agent.bench.latency [--models tiny.en base] [--concurrency 1 4] [--rounds 3]
                                   [--stagger SECONDS] [--paces SCALE ...] [--caller-nice N]
-                                  [--turns-json FILE] [--sweep]
+                                  [--turns-json FILE] [--sweep] [--fixed-endpoint]
 
 By default every concurrent caller is the same voice at the same pace, so calls placed
 together end their turns together and hear the same words: the worst case for the shared
@@ -66,6 +66,8 @@ SCRIPTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("+14165550188", ("I need to pay an invoice.", "The second one.", "Yes.")),
 )
 """(caller, turns) placed in turn; each round places every script once per concurrent slot."""
+FIXED_ENDPOINT = "endpoint_complete_ms = 350\nendpoint_incomplete_ms = 350\n"
+"""``[asr]`` lines for ``--fixed-endpoint``: both judged waits equal to endpoint_silence_ms."""
 SWEEP_CALLS = (1, 2, 4, 6, 8)
 SWEEP_STAGGER = 1.5
 """Seconds between staggered callers in the sweep: about half a turn, so turns overlap."""
@@ -120,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         "each model's capacity (overrides --concurrency, --stagger and --paces)",
     )  # fmt: skip
     parser.add_argument(
+        "--fixed-endpoint", action="store_true",
+        help="end every turn after [asr] endpoint_silence_ms, whatever the words (the "
+        "endpoint before it listened to meaning), for a before/after comparison",
+    )  # fmt: skip
+    parser.add_argument(
         "--turns-json", type=Path, metavar="FILE",
         help="also write every turn's timing record (one JSON object per line) to FILE",
     )  # fmt: skip
@@ -135,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as scratch:
         for model in args.models:
             most = max(n for n, _ in settings)
-            with running_agents(Path(scratch) / model, model, args.nlu_url, most) as agents:
+            fixed = args.fixed_endpoint
+            folder = Path(scratch) / model
+            with running_agents(folder, model, args.nlu_url, most, fixed) as agents:
                 for concurrency, stagger in settings:
                     result = Result(model, concurrency, stagger)
                     measure(agents, result, args, args.rounds)
@@ -164,7 +173,9 @@ class Agent:
 
 
 @contextmanager
-def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
+def running_agent(
+    folder: Path, model: str, nlu_url: str, fixed_endpoint: bool = False
+) -> Iterator[Agent]:
     folder.mkdir(parents=True)
     port = _free_port()
     config = folder / "agent.toml"
@@ -176,7 +187,7 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
         f"[sip]\nport = {port}\nmax_calls = {CALLS_PER_PROCESS}\n"
         f"[web]\nport = {_free_port(socket.SOCK_STREAM)}\n"
         "[admin]\nport = 0\n"
-        f'[asr]\nmodel = "{model}"\n'
+        f'[asr]\nmodel = "{model}"\n{FIXED_ENDPOINT if fixed_endpoint else ""}'
         f'[sms]\nbody_key_file = "{folder / "outbox.key"}"\n'
     )  # the key by its full path: the agent runs in ``folder``, the callers here
     subprocess.run([VOICE_AGENT, "--config", str(config), "db", "seed-demo"], check=True,
@@ -205,12 +216,14 @@ def running_agent(folder: Path, model: str, nlu_url: str) -> Iterator[Agent]:
 
 
 @contextmanager
-def running_agents(folder: Path, model: str, nlu_url: str, calls: int) -> Iterator[list[Agent]]:
+def running_agents(
+    folder: Path, model: str, nlu_url: str, calls: int, fixed_endpoint: bool = False
+) -> Iterator[list[Agent]]:
     """Enough agent processes for ``calls`` calls at once (``CALLS_PER_PROCESS`` each)."""
     with ExitStack() as stack:
         count = processes_for(calls)
         yield [
-            stack.enter_context(running_agent(folder / f"agent{k}", model, nlu_url))
+            stack.enter_context(running_agent(folder / f"agent{k}", model, nlu_url, fixed_endpoint))
             for k in range(count)
         ]
 
@@ -362,6 +375,15 @@ def capacity_line(model: str, results: list[Result]) -> str:
     )
 
 
+def _by_step(turns: list[dict[str, Any]]) -> str:
+    """Turn latency p50/p95/max per question answered (greeting, choosing, confirming...)."""
+    steps = sorted({str(t.get("answered") or "?") for t in turns})
+    return ", ".join(
+        f"{step} {_stats([t['latency_ms'] for t in turns if (t.get('answered') or '?') == step])}"
+        for step in steps
+    )
+
+
 def _stats(values: list[float]) -> str:
     if not values:
         return "-"
@@ -381,7 +403,8 @@ def format_result(r: Result) -> str:
         f"{r.model} x{r.concurrency}{placed}: {len(r.turns)} turns in {len(r.media)} calls "
         f"({r.failed_calls} failed); p50/p95/max ms: {parts}; speculative ASR used "
         f"{speculative}/{len(r.turns)}, NLU started early {early}/{len(r.turns)}, "
-        f"Whisper runs {runs} for {len(r.turns)} turns; "
+        f"Whisper runs {runs} for {len(r.turns)} turns; latency by question answered: "
+        f"{_by_step(r.turns)}; "
         f"frames dropped {dropped}, late {late}; "
         f"agent CPU {r.cpu_percent:.0f}% ({per_call:.0f}% per call), "
         f"RSS max {r.rss_max_mb:.0f} MB"
