@@ -490,6 +490,7 @@ def args(**overrides: object) -> argparse.Namespace:
         "codec": None, "json": False, "asr_model": None, "no_transcript": False, "bind": None,
         "prompt_silence": 1.0, "pace": None, "noise": None,
         "turn_timeout": 20.0, "answer_timeout": 15.0, "end_timeout": 20.0,
+        "transfer_linger": 2.0,
     }  # fmt: skip
     values.update(overrides)
     return argparse.Namespace(**values)
@@ -526,12 +527,13 @@ def test_bad_options_are_all_reported(tmp_path: Path) -> None:
         answer_timeout=0.0,
         prompt_silence=0.0,
         pace=3.0,
+        transfer_linger=-1.0,
     )
     with pytest.raises(ProblemsError) as caught:
         options_from_args(bad, Config())
     text = str(caught.value)
     for where in ("--to", "--from", "--say", "--record", "--answer-timeout", "--prompt-silence",
-                  "--pace"):  # fmt: skip
+                  "--pace", "--transfer-linger"):  # fmt: skip
         assert where in text, text
     assert options_from_args(args(from_user="anonymous"), Config()).from_user == "anonymous"
 
