@@ -11,7 +11,7 @@ audit trail:
   Dana's number's last digits, her account, her invoice and why she asked for a person; the
   caller's phone got a REFER to the team member and hears them;
 - the team member's phone refuses the replacing INVITE: the agent connects the two calls
-  itself, and Dana hears the team member through it;
+  itself: Dana hears the team member through it, and the hiss on Dana's line reaches them;
 - nobody answers within ``ring_seconds``: Dana hears that someone will call her back, and
   the callback is on the list.
 """
@@ -172,7 +172,9 @@ def test_a_phone_that_refuses_replaces_is_bridged_by_the_agent(
     # the briefing, once the agent has connected Dana to it.
     csr = start_csr_phone(tmp_path / "csr", csr_port, "--refuse-replaces", "--say",
                           str(csr_voice), "--say-after", "12", "--hangup-after", "20")  # fmt: skip
-    call = place_call(agent, DANA, *ASKS_FOR_A_PERSON)
+    # Dana's line carries a low hiss all call long (-45 dBFS), so what reaches the team member
+    # from her side is measurable once the calls are connected.
+    call = place_call(agent, DANA, *ASKS_FOR_A_PERSON, extra=("--noise", "-45"))
     report = csr.finish()
 
     first, refused = report["calls"]
@@ -184,6 +186,11 @@ def test_a_phone_that_refuses_replaces_is_bridged_by_the_agent(
     assert call.final["transfer_answered"] is False
     assert_heard(call.heard(-1), "this is sam")
     assert call.final["hung_up_by"] == "agent"  # the team member hung up: the agent ended it
+    # The other way: the team member's last 3 s (bridged; the agent itself sends silence
+    # after its briefing) carry Dana's line.
+    samples, rate = read_wav(first["recording"])
+    tail = samples[-3 * rate :].astype(np.float64)
+    assert np.sqrt(np.mean(tail**2)) > 50, "Dana's side did not reach the team member"
     [result] = events_of(agent, call.final["sip_call_id"], "transfer-result")
     assert result["result"] == "bridged" and result["status"] == 603, result
 
