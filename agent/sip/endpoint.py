@@ -26,6 +26,8 @@ State between the two sides, kept deliberately small:
   read from asyncio (dict reads/writes are atomic under the GIL). Its size is the count of
   calls up that decides "full": read by ``on_incoming`` and by the ``RequestGate``'s
   OPTIONS/INVITE answers, all on the pjsua2 thread, so they always agree, without a lock.
+  Calls the agent places itself (``dial``: a warm transfer's call to a person) count there
+  too, and their events carry ``owner``, the incoming call they were placed for.
 """
 
 from __future__ import annotations

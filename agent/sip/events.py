@@ -67,9 +67,9 @@ class DtmfDigit:
 
 @dataclass(frozen=True)
 class TransferStatus:
-    """Progress of a blind transfer (REFER): the REFER's answer, then the NOTIFYs about the
-    transferee's new call (``status`` from their sipfrag: 100 trying, 180 ringing, 200 answered,
-    4xx-6xx failed). ``final`` marks the last report."""
+    """Progress of a transfer (REFER, blind or with Replaces): the REFER's answer, then the
+    NOTIFYs about the transferee's new call (``status`` from their sipfrag: 100 trying, 180
+    ringing, 200 answered, 4xx-6xx failed). ``final`` marks the last report."""
 
     call_id: int
     status: int
