@@ -382,14 +382,16 @@ class VoiceCall:
         await speaking
         self._record_timing()
 
-    async def _stop_listening(self) -> None:
-        """No more turns: transcriptions cancelled; the caller's audio is read and dropped."""
+    async def _stop_listening(self, *, drain: bool = False) -> None:
+        """No more turns: transcriptions cancelled; with ``drain`` (a caller on hold) the
+        caller's audio is still read, and dropped."""
         await self._listener.aclose()
         listening, self._listening = self._listening, None
         if listening is not None:
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listening
+        if drain:
             self._listening = asyncio.create_task(_discard(self._audio))
 
     # --- transfer -----------------------------------------------------------------------
@@ -418,18 +420,14 @@ class VoiceCall:
         session.record(CallEventType.TRANSFER_RESULT, {**details, "reason": tracker.last_reason})
         if result is TransferResult.FAILED and self.connected:
             log.warning("call %s: transfer failed; callback requested", self.call_id)
-            await self._say_last(self.config.escalation.callback_message)
-            session.record(
-                CallEventType.CALLBACK_REQUESTED,
-                {"reason": reason, "number": session.check.caller_e164},
-            )
+            await self._promise_callback(session, reason)
 
     async def _warm_transfer(
         self, session: ConversationSession, reason: str, target: str
     ) -> WarmOutcome:
         """Call the team member, brief them, hand the caller over (``agent.voice.warm_transfer``);
         nobody answering means the callback message, as when a blind transfer fails."""
-        await self._stop_listening()  # the caller holds: nothing to answer until handed over
+        await self._stop_listening(drain=True)  # the caller holds: nothing to answer
         told = briefing(session.check, session.state, reason, self.config.agent.locale)
         session.record(CallEventType.TRANSFER_BRIEFING, {"text": told})
         warm = WarmTransfer(
@@ -448,14 +446,18 @@ class VoiceCall:
         details.update(mode="warm", reason=outcome.reason)
         session.record(CallEventType.TRANSFER_RESULT, details)
         if outcome.result in (WarmResult.NOT_ANSWERED, WarmResult.CALLER_LEFT):
-            if self.connected:
-                log.warning("call %s: nobody took the warm transfer; callback", self.call_id)
-                await self._say_last(self.config.escalation.callback_message)
-            session.record(
-                CallEventType.CALLBACK_REQUESTED,
-                {"reason": reason, "number": session.check.caller_e164},
-            )
+            log.warning("call %s: nobody took the warm transfer; callback", self.call_id)
+            await self._promise_callback(session, reason)
         return outcome
+
+    async def _promise_callback(self, session: ConversationSession, reason: str) -> None:
+        """Nobody took the caller: they hear so (if still there); the callback is recorded."""
+        if self.connected:
+            await self._say_last(self.config.escalation.callback_message)
+        session.record(
+            CallEventType.CALLBACK_REQUESTED,
+            {"reason": reason, "number": session.check.caller_e164},
+        )
 
     def _say_into(self, audio: CallAudio, text: str) -> asyncio.Task[bool]:
         """Start saying ``text`` into the caller's call or the one placed for a transfer."""
